@@ -1,0 +1,226 @@
+//! The restart loop of one service: the policy table, in one task per service.
+//!
+//! The task owns the service and its `BackoffState`; it shares only the
+//! lifecycle (through its [`ServiceSlot`]) with the rest of the supervisor.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backoff::{BackoffAction, BackoffState};
+use futures::FutureExt as _;
+use lifecycle::TerminationReason;
+use supervisor_metrics::FailureKind;
+use tokio_util::sync::CancellationToken;
+
+use crate::service::{BoxError, error_chain};
+use crate::slot::{ServiceSlot, Telemetry};
+use crate::{RestartPolicy, Service, ServiceContext};
+
+/// Everything one service's task owns.
+pub(crate) struct Runner<S> {
+    pub(crate) service: S,
+    pub(crate) slot: Arc<ServiceSlot>,
+    pub(crate) backoff: BackoffState,
+    pub(crate) token: CancellationToken,
+    pub(crate) telemetry: Arc<Telemetry>,
+    pub(crate) clean_restart_delay: Duration,
+}
+
+/// How one run ended.
+enum Exit {
+    Clean,
+    Failed { kind: FailureKind, message: String },
+}
+
+/// What to do after the restart delay is decided.
+enum Next {
+    Restart,
+    Stop,
+}
+
+impl<S: Service> Runner<S> {
+    /// Supervises the service until it terminates. Any transition refused by
+    /// the lifecycle means the supervisor already terminated the service (the
+    /// drain timeout): the task then simply ends.
+    pub(crate) async fn run(mut self) {
+        loop {
+            if self.token.is_cancelled() {
+                self.stop();
+                return;
+            }
+            if self.start().is_err() {
+                return;
+            }
+
+            let exit = self.run_once().await;
+
+            if self.token.is_cancelled() {
+                if let Exit::Failed { kind, message } = exit {
+                    self.record_failure(kind, message);
+                }
+                self.stop();
+                return;
+            }
+
+            let next = match exit {
+                Exit::Clean => self.after_clean_exit().await,
+                Exit::Failed { kind, message } => self.after_failure(kind, message).await,
+            };
+            match next {
+                Next::Restart => {
+                    let restarting = self
+                        .slot
+                        .transition(&self.telemetry, |lc, now| lc.transition_to_restarting(now));
+                    if restarting.is_err() {
+                        return;
+                    }
+                }
+                Next::Stop => return,
+            }
+        }
+    }
+
+    /// `Starting | Restarting → Running`.
+    fn start(&mut self) -> Result<(), lifecycle::InvalidTransition> {
+        let mut start_count = 0;
+        self.slot.transition(&self.telemetry, |lc, now| {
+            lc.transition_to_running(now)?;
+            start_count = lc.start_count();
+            Ok(())
+        })?;
+        self.backoff.record_start(self.telemetry.now());
+        let name = &*self.slot.name;
+        self.telemetry
+            .emit(|sink| sink.service_started(name, start_count));
+        tracing::info!(start_count, "service running");
+        Ok(())
+    }
+
+    /// One call of `Service::run`, with panics caught.
+    async fn run_once(&self) -> Exit {
+        let ctx = ServiceContext::new(Arc::clone(&self.slot.name), self.token.clone());
+        match AssertUnwindSafe(self.service.run(ctx)).catch_unwind().await {
+            Ok(Ok(())) => Exit::Clean,
+            Ok(Err(error)) => {
+                let error: BoxError = error.into();
+                Exit::Failed {
+                    kind: FailureKind::Error,
+                    message: error_chain(&*error),
+                }
+            }
+            Err(payload) => Exit::Failed {
+                kind: FailureKind::Panic,
+                message: panic_message(&*payload),
+            },
+        }
+    }
+
+    async fn after_clean_exit(&mut self) -> Next {
+        tracing::info!("service exited cleanly");
+        match self.slot.policy {
+            RestartPolicy::Always => {
+                // A clean exit is not a failure: the next failure backs off
+                // from the base again.
+                self.backoff.reset();
+                self.back_off(self.clean_restart_delay).await
+            }
+            RestartPolicy::OnFailure | RestartPolicy::Never => {
+                self.slot
+                    .terminate(&self.telemetry, TerminationReason::Completed);
+                Next::Stop
+            }
+        }
+    }
+
+    async fn after_failure(&mut self, kind: FailureKind, message: String) -> Next {
+        tracing::warn!(kind = %kind, error = %message, "service failed");
+        self.record_failure(kind, message.clone());
+        let now = self.telemetry.now();
+        self.backoff.maybe_reset_on_cooldown(now);
+
+        if self.slot.policy == RestartPolicy::Never {
+            let reason = match kind {
+                FailureKind::Panic => TerminationReason::Panicked(message),
+                _ => TerminationReason::Unrecoverable(message),
+            };
+            self.slot.terminate(&self.telemetry, reason);
+            return Next::Stop;
+        }
+
+        match self.backoff.next_backoff(now) {
+            BackoffAction::Retry(delay) => self.back_off(delay).await,
+            BackoffAction::CircuitOpen {
+                failures,
+                max_retries,
+            } => {
+                tracing::error!(
+                    failures,
+                    max_retries,
+                    "circuit breaker open: too many failures, giving up"
+                );
+                let name = &*self.slot.name;
+                self.telemetry
+                    .emit(|sink| sink.circuit_opened(name, failures, max_retries));
+                self.slot.terminate(
+                    &self.telemetry,
+                    TerminationReason::CircuitBreakerOpen {
+                        failures,
+                        max_retries,
+                    },
+                );
+                Next::Stop
+            }
+        }
+    }
+
+    /// `Running → BackingOff`, then waits `delay` unless cancelled first.
+    async fn back_off(&mut self, delay: Duration) -> Next {
+        let backing_off = self.slot.transition(&self.telemetry, |lc, now| {
+            lc.transition_to_backing_off(now, delay)
+        });
+        if backing_off.is_err() {
+            return Next::Stop;
+        }
+        let name = &*self.slot.name;
+        self.telemetry
+            .emit(|sink| sink.backoff_scheduled(name, delay));
+        tracing::info!(delay_ms = delay.as_millis(), "restart scheduled");
+
+        tokio::select! {
+            biased;
+            () = self.token.cancelled() => {
+                tracing::info!("cancelled while backing off");
+                self.stop();
+                Next::Stop
+            }
+            () = tokio::time::sleep(delay) => Next::Restart,
+        }
+    }
+
+    fn record_failure(&self, kind: FailureKind, message: String) {
+        self.slot.record_failure(&self.telemetry, kind, message);
+    }
+
+    /// `… → Stopping → Terminated(Cancelled)`.
+    fn stop(&self) {
+        tracing::info!("service stopped by cancellation");
+        let _ = self
+            .slot
+            .transition(&self.telemetry, |lc, now| lc.transition_to_stopping(now));
+        self.slot
+            .terminate(&self.telemetry, TerminationReason::Cancelled);
+    }
+}
+
+/// The message of a panic payload (`&str` or `String`, as `panic!` makes).
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&'static str>() {
+        return (*message).to_owned();
+    }
+    if let Some(message) = payload.downcast_ref::<String>() {
+        return message.clone();
+    }
+    "panic with a non-string payload".to_owned()
+}

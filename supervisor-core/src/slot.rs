@@ -1,0 +1,146 @@
+//! Per-service shared state and the telemetry fan-out.
+//!
+//! # Invariants
+//!
+//! 1. A service's [`ServiceLifecycle`] lives in its own [`ServiceSlot`], behind
+//!    a lock held only for the few instructions of one transition, never
+//!    across an `.await`. The registry is not touched by transitions.
+//! 2. Every successful transition emits exactly one `phase_changed` event,
+//!    while the slot's lock is held, so each service's events reach the sinks
+//!    in the order the transitions happened.
+//! 3. `service_terminated` is emitted by the one transition into `Terminated`
+//!    that succeeds; `Terminated` is absorbing, so it is emitted once per spawn
+//!    whether the service's task or the drain timeout gets there first.
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use lifecycle::{InvalidTransition, ServiceLifecycle, ServiceLifecycleSnapshot, TerminationReason};
+use supervisor_metrics::{FailureKind, MetricsSink, SupervisorMetrics};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::RestartPolicy;
+
+/// The sinks every event goes to, and the supervisor's clock origin.
+pub(crate) struct Telemetry {
+    pub(crate) counters: Arc<SupervisorMetrics>,
+    sinks: Box<[Arc<dyn MetricsSink>]>,
+    epoch: Instant,
+}
+
+impl Telemetry {
+    pub(crate) fn new(sinks: Vec<Arc<dyn MetricsSink>>) -> Self {
+        Self {
+            counters: Arc::new(SupervisorMetrics::new()),
+            sinks: sinks.into_boxed_slice(),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Time since the supervisor was created, the origin of every time value
+    /// handed to `backoff` and `lifecycle`.
+    pub(crate) fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.epoch)
+    }
+
+    /// Delivers one event to the built-in counters and every sink.
+    pub(crate) fn emit(&self, event: impl Fn(&dyn MetricsSink)) {
+        event(&*self.counters);
+        for sink in &*self.sinks {
+            event(&**sink);
+        }
+    }
+}
+
+/// One supervised service's shared state: written by its own task, read by
+/// snapshots and, at the drain timeout, by the supervisor.
+pub(crate) struct ServiceSlot {
+    pub(crate) name: Arc<str>,
+    pub(crate) policy: RestartPolicy,
+    lifecycle: Mutex<ServiceLifecycle>,
+    abort: OnceLock<AbortHandle>,
+}
+
+impl ServiceSlot {
+    pub(crate) fn new(name: Arc<str>, policy: RestartPolicy, now: Duration) -> Self {
+        Self {
+            lifecycle: Mutex::new(ServiceLifecycle::new(Arc::clone(&name), now)),
+            name,
+            policy,
+            abort: OnceLock::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ServiceLifecycle> {
+        // A sink that panicked mid-event must not wedge the service forever:
+        // the lifecycle itself is always left consistent by its transitions.
+        self.lifecycle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn set_abort_handle(&self, handle: AbortHandle) {
+        let _ = self.abort.set(handle);
+    }
+
+    pub(crate) fn is_alive(&self) -> bool {
+        self.lock().phase().is_alive()
+    }
+
+    pub(crate) fn snapshot(&self, now: Duration) -> ServiceLifecycleSnapshot {
+        self.lock().snapshot(now)
+    }
+
+    /// Runs one lifecycle transition and reports it.
+    pub(crate) fn transition(
+        &self,
+        telemetry: &Telemetry,
+        apply: impl FnOnce(&mut ServiceLifecycle, Duration) -> Result<(), InvalidTransition>,
+    ) -> Result<(), InvalidTransition> {
+        let now = telemetry.now();
+        let mut lifecycle = self.lock();
+        let from = lifecycle.phase();
+        apply(&mut lifecycle, now)?;
+        let to = lifecycle.phase();
+        telemetry.emit(|sink| sink.phase_changed(&self.name, from, to));
+        Ok(())
+    }
+
+    /// Records a failed run. Refused (and not reported) only when the drain
+    /// timeout terminated the service meanwhile.
+    pub(crate) fn record_failure(&self, telemetry: &Telemetry, kind: FailureKind, message: String) {
+        let mut lifecycle = self.lock();
+        if lifecycle.record_failure(message).is_ok() {
+            telemetry.emit(|sink| sink.service_failed(&self.name, kind));
+        }
+    }
+
+    /// Moves the service to `Terminated`. Returns `false` if it already was
+    /// (the other side of the drain race got there first).
+    pub(crate) fn terminate(&self, telemetry: &Telemetry, reason: TerminationReason) -> bool {
+        let now = telemetry.now();
+        let mut lifecycle = self.lock();
+        let from = lifecycle.phase();
+        if lifecycle
+            .transition_to_terminated(now, reason.clone())
+            .is_err()
+        {
+            return false;
+        }
+        let uptime = lifecycle.cumulative_running_time(now);
+        let name = &*self.name;
+        telemetry.emit(|sink| {
+            sink.phase_changed(name, from, lifecycle::ServicePhase::Terminated);
+            sink.service_terminated(name, &reason, uptime);
+        });
+        true
+    }
+
+    /// Aborts the service's task (after the drain timeout).
+    pub(crate) fn abort(&self) {
+        if let Some(handle) = self.abort.get() {
+            handle.abort();
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! The [`Supervisor`]: registry, spawning, shutdown and drain.
+
+use std::collections::BTreeMap;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::BuildHasher as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use backoff::BackoffState;
+use lifecycle::{ServiceLifecycleSnapshot, ServicePhase, TerminationReason};
+use supervisor_metrics::{FailureKind, SupervisorMetrics};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+
+use crate::runner::Runner;
+use crate::slot::{ServiceSlot, Telemetry};
+use crate::{Service, SpawnError, SpawnOptions, SupervisorConfig};
+
+/// How long aborted tasks get to unwind after the shutdown timeout before
+/// [`Supervisor::wait_for_drain`] returns anyway.
+const ABORT_GRACE: Duration = Duration::from_secs(1);
+
+/// Runs a fleet of [`Service`]s: restarts them by policy with backoff, trips
+/// their circuit breakers, tracks their lifecycles, and shuts them all down.
+///
+/// Each service runs in one tokio task that owns it and its backoff state; the
+/// tasks are tracked by a [`TaskTracker`], which keeps no per-task result, so
+/// memory stays flat over millions of restarts. Cancellation flows from the
+/// supervisor's [`CancellationToken`] to one child token per service.
+///
+/// Cloning a `Supervisor` is cheap and gives another handle to the same one.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use supervisor_core::{service_fn, ServiceContext, ServicePhase, Supervisor, SupervisorConfig};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+/// let feed = supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+///     ctx.cancelled().await;
+///     anyhow::Ok(())
+/// }))?;
+///
+/// tokio::time::sleep(Duration::from_millis(10)).await;
+/// assert_eq!(feed.snapshot().phase, ServicePhase::Running);
+///
+/// supervisor.trigger_shutdown();
+/// let report = supervisor.wait_for_drain().await;
+/// assert!(report.is_clean());
+/// assert_eq!(feed.snapshot().phase, ServicePhase::Terminated);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Supervisor {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: SupervisorConfig,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+    telemetry: Arc<Telemetry>,
+    /// Written only on spawn (and, later, removal); never by transitions.
+    registry: Mutex<BTreeMap<Arc<str>, Arc<ServiceSlot>>>,
+    jitter_seed: u64,
+    spawn_counter: AtomicU64,
+}
+
+impl Supervisor {
+    /// A supervisor with this configuration. No task is started until a
+    /// service is spawned.
+    #[must_use]
+    pub fn new(config: SupervisorConfig) -> Self {
+        let jitter_seed = config
+            .jitter_seed
+            .unwrap_or_else(|| RandomState::new().hash_one(0x5eed_u64));
+        let telemetry = Arc::new(Telemetry::new(config.sinks.clone()));
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                tracker: TaskTracker::new(),
+                cancel: CancellationToken::new(),
+                telemetry,
+                registry: Mutex::new(BTreeMap::new()),
+                jitter_seed,
+                spawn_counter: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A supervisor with [`SupervisorConfig::default`].
+    #[must_use]
+    pub fn with_defaults() -> Self {
+        Self::new(SupervisorConfig::default())
+    }
+
+    /// The configuration this supervisor runs with.
+    #[must_use]
+    pub fn config(&self) -> &SupervisorConfig {
+        &self.shared.config
+    }
+
+    /// Spawns a service with default options.
+    ///
+    /// # Errors
+    ///
+    /// See [`spawn_service_with_options`](Self::spawn_service_with_options).
+    pub fn spawn_service<S: Service>(&self, service: S) -> Result<ServiceHandle, SpawnError> {
+        self.spawn_service_with_options(service, SpawnOptions::default())
+    }
+
+    /// Spawns a service. Its name is registered before this returns, so a
+    /// second live service with the same name is refused right away, and its
+    /// lifecycle (phase `Starting`) is visible at once.
+    ///
+    /// Must be called from within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// - [`SpawnError::InvalidBackoff`] if the service's backoff is invalid;
+    /// - [`SpawnError::DuplicateName`] if a live service has the same name (the
+    ///   name of a terminated service can be reused);
+    /// - [`SpawnError::ShuttingDown`] once shutdown has been triggered;
+    /// - [`SpawnError::NoRuntime`] outside a tokio runtime.
+    pub fn spawn_service_with_options<S: Service>(
+        &self,
+        service: S,
+        options: SpawnOptions,
+    ) -> Result<ServiceHandle, SpawnError> {
+        let shared = &*self.shared;
+        let name: Arc<str> = Arc::from(service.name());
+        let policy = service.restart_policy();
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(SpawnError::NoRuntime {
+                name: name.to_string(),
+            });
+        }
+        let backoff_config = options
+            .backoff
+            .unwrap_or_else(|| shared.config.default_backoff.clone());
+        let backoff = BackoffState::new(backoff_config, self.next_seed()).map_err(|source| {
+            SpawnError::InvalidBackoff {
+                name: name.to_string(),
+                source,
+            }
+        })?;
+
+        let slot = Arc::new(ServiceSlot::new(
+            Arc::clone(&name),
+            policy,
+            shared.telemetry.now(),
+        ));
+        {
+            let mut registry = shared.lock_registry();
+            if shared.cancel.is_cancelled() {
+                return Err(SpawnError::ShuttingDown {
+                    name: name.to_string(),
+                });
+            }
+            if registry
+                .get(&name)
+                .is_some_and(|existing| existing.is_alive())
+            {
+                return Err(SpawnError::DuplicateName {
+                    name: name.to_string(),
+                });
+            }
+            registry.insert(Arc::clone(&name), Arc::clone(&slot));
+            shared.telemetry.emit(|sink| sink.service_spawned(&name));
+        }
+
+        let runner = Runner {
+            service,
+            slot: Arc::clone(&slot),
+            backoff,
+            token: shared.cancel.child_token(),
+            telemetry: Arc::clone(&shared.telemetry),
+            clean_restart_delay: shared.config.clean_restart_delay,
+        };
+        let span = tracing::info_span!("service", service = %name, policy = %policy);
+        let task = shared.tracker.spawn(runner.run().instrument(span));
+        slot.set_abort_handle(task.abort_handle());
+        Ok(ServiceHandle {
+            slot,
+            telemetry: Arc::clone(&shared.telemetry),
+        })
+    }
+
+    /// Asks every service to stop: cancels the supervisor's token, and with it
+    /// every service's child token. Idempotent.
+    pub fn trigger_shutdown(&self) {
+        if !self.shared.cancel.is_cancelled() {
+            tracing::info!("supervisor: shutdown triggered");
+        }
+        self.shared.cancel.cancel();
+    }
+
+    /// Whether shutdown has been triggered.
+    #[must_use]
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.cancel.is_cancelled()
+    }
+
+    /// The supervisor's root cancellation token: cancelling it triggers
+    /// shutdown; child tokens derived from it stop with the supervisor.
+    #[must_use]
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.shared.cancel
+    }
+
+    /// The built-in counters.
+    #[must_use]
+    pub fn metrics(&self) -> &Arc<SupervisorMetrics> {
+        &self.shared.telemetry.counters
+    }
+
+    /// A snapshot of every registered service, sorted by name. Each service is
+    /// read under its own short lock; running services are never paused.
+    #[must_use]
+    pub fn lifecycle_snapshots(&self) -> Vec<ServiceLifecycleSnapshot> {
+        let now = self.shared.telemetry.now();
+        self.shared
+            .slots()
+            .iter()
+            .map(|slot| slot.snapshot(now))
+            .collect()
+    }
+
+    /// A snapshot of one service, if one is registered under `name`.
+    #[must_use]
+    pub fn service_lifecycle(&self, name: &str) -> Option<ServiceLifecycleSnapshot> {
+        let slot = self.shared.lock_registry().get(name).cloned()?;
+        Some(slot.snapshot(self.shared.telemetry.now()))
+    }
+
+    /// Number of registered services, alive or terminated.
+    #[must_use]
+    pub fn service_count(&self) -> usize {
+        self.shared.lock_registry().len()
+    }
+
+    /// Waits until every service has terminated.
+    ///
+    /// Before shutdown is triggered this waits for services to end on their
+    /// own. Once shutdown is triggered, it waits at most the configured
+    /// shutdown timeout; services still running then are aborted (their `run`
+    /// future is dropped), marked `Terminated` with
+    /// [`TerminationReason::ShutdownTimeout`], counted as terminated, and
+    /// listed in the report. Aborted tasks get up to one more second to
+    /// unwind.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future leaves every service as it was.
+    pub async fn wait_for_drain(&self) -> DrainReport {
+        let shared = &*self.shared;
+        shared.tracker.close();
+        tokio::select! {
+            biased;
+            () = shared.tracker.wait() => return DrainReport::default(),
+            () = shared.cancel.cancelled() => {}
+        }
+        let timeout = shared.config.shutdown_timeout;
+        tracing::info!(
+            timeout_ms = timeout.as_millis(),
+            "waiting for services to drain"
+        );
+        if tokio::time::timeout(timeout, shared.tracker.wait())
+            .await
+            .is_ok()
+        {
+            tracing::info!("all services drained");
+            return DrainReport::default();
+        }
+
+        let mut aborted = Vec::new();
+        for slot in shared.slots() {
+            if slot.terminate(
+                &shared.telemetry,
+                TerminationReason::ShutdownTimeout { timeout },
+            ) {
+                shared
+                    .telemetry
+                    .emit(|sink| sink.service_failed(&slot.name, FailureKind::Timeout));
+                slot.abort();
+                tracing::warn!(service = %slot.name, "aborted after the shutdown timeout");
+                aborted.push(slot.name.to_string());
+            }
+        }
+        let unwound = tokio::time::timeout(ABORT_GRACE, shared.tracker.wait())
+            .await
+            .is_ok();
+        if !unwound {
+            tracing::error!("some aborted services did not unwind (blocking the executor?)");
+        }
+        DrainReport { aborted, unwound }
+    }
+
+    /// Waits for SIGTERM or Ctrl-C (unless the signal handler is disabled) or
+    /// a programmatic shutdown, triggers shutdown, then drains.
+    ///
+    /// # Errors
+    ///
+    /// Returns an error if the signal handlers cannot be installed.
+    pub async fn run_until_shutdown(&self) -> std::io::Result<DrainReport> {
+        if self.shared.config.install_signal_handler {
+            self.wait_for_signal().await?;
+        }
+        self.shared.cancel.cancelled().await;
+        let report = self.wait_for_drain().await;
+        let snapshot = self.metrics().snapshot();
+        tracing::info!(
+            restarts = snapshot.restarts_total,
+            spawned = snapshot.spawned_total,
+            terminated = snapshot.terminated_total,
+            circuit_trips = snapshot.circuit_breaker_trips,
+            aborted = report.aborted.len(),
+            "supervisor shutdown complete"
+        );
+        Ok(report)
+    }
+
+    async fn wait_for_signal(&self) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut sigterm = signal(SignalKind::terminate())?;
+            let mut sigint = signal(SignalKind::interrupt())?;
+            tokio::select! {
+                _ = sigterm.recv() => tracing::info!("received SIGTERM"),
+                _ = sigint.recv() => tracing::info!("received SIGINT"),
+                () = self.shared.cancel.cancelled() => return Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => {
+                    result?;
+                    tracing::info!("received Ctrl-C");
+                }
+                () = self.shared.cancel.cancelled() => return Ok(()),
+            }
+        }
+        self.trigger_shutdown();
+        Ok(())
+    }
+
+    fn next_seed(&self) -> u64 {
+        let n = self.shared.spawn_counter.fetch_add(1, Ordering::Relaxed);
+        splitmix64(self.shared.jitter_seed ^ splitmix64(n))
+    }
+}
+
+impl fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("config", &self.shared.config)
+            .field("services", &self.service_count())
+            .field("shutting_down", &self.is_shutting_down())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn lock_registry(&self) -> MutexGuard<'_, BTreeMap<Arc<str>, Arc<ServiceSlot>>> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The registered slots, copied out so no lock is held while reading them.
+    fn slots(&self) -> Vec<Arc<ServiceSlot>> {
+        self.lock_registry().values().cloned().collect()
+    }
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A handle to one spawned service.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_core::{service_fn, ServiceContext, ServicePhase, Supervisor, SupervisorConfig};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+/// let handle = supervisor.spawn_service(service_fn("once", |_ctx: ServiceContext| async {
+///     anyhow::Ok(())
+/// }))?;
+/// assert_eq!(handle.name(), "once");
+/// supervisor.wait_for_drain().await;
+/// assert_eq!(handle.phase(), ServicePhase::Terminated);
+/// assert_eq!(handle.snapshot().termination_reason.as_deref(), Some("completed successfully"));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ServiceHandle {
+    slot: Arc<ServiceSlot>,
+    telemetry: Arc<Telemetry>,
+}
+
+impl ServiceHandle {
+    /// The service's registered name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.slot.name
+    }
+
+    /// The service's current phase.
+    #[must_use]
+    pub fn phase(&self) -> ServicePhase {
+        self.snapshot().phase
+    }
+
+    /// A snapshot of the service's lifecycle.
+    #[must_use]
+    pub fn snapshot(&self) -> ServiceLifecycleSnapshot {
+        self.slot.snapshot(self.telemetry.now())
+    }
+}
+
+impl fmt::Debug for ServiceHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceHandle")
+            .field("name", &self.slot.name)
+            .field("policy", &self.slot.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Supervisor::wait_for_drain`] observed.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_core::DrainReport;
+///
+/// let report = DrainReport::default();
+/// assert!(report.is_clean());
+/// assert!(report.aborted.is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DrainReport {
+    /// Services aborted because they were still running at the shutdown
+    /// timeout, sorted by name.
+    pub aborted: Vec<String>,
+    /// Whether every task had finished when `wait_for_drain` returned (false
+    /// only if an aborted service blocks its thread and cannot be unwound).
+    pub unwound: bool,
+}
+
+impl Default for DrainReport {
+    fn default() -> Self {
+        Self {
+            aborted: Vec::new(),
+            unwound: true,
+        }
+    }
+}
+
+impl DrainReport {
+    /// Whether every service stopped by itself within the timeout.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.aborted.is_empty() && self.unwound
+    }
+}

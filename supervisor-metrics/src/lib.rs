@@ -1,0 +1,344 @@
+//! The metrics boundary of the supervisor: one sink trait, a no-op sink, and the
+//! always-on in-memory counters.
+//!
+//! # Key types
+//!
+//! - [`MetricsSink`]: what a metrics back-end implements. Every method has a
+//!   no-op default body, so adding an event later is not a breaking change.
+//! - [`NoopSink`]: discards everything.
+//! - [`SupervisorMetrics`]: lock-free counters the supervisor always keeps; it
+//!   is itself a [`MetricsSink`] and backs `Supervisor::metrics()`.
+//! - [`MetricsSnapshot`]: plain data read from [`SupervisorMetrics`].
+//!
+//! # Who should depend on this crate
+//!
+//! Authors of metrics adapters (Prometheus, the `metrics` facade, StatsD, …).
+//! This crate has no runtime dependency: an adapter depends on it, never on
+//! `supervisor-core`, so swapping back-ends never touches the core.
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---------|---------|--------------|
+//! | `serde` | no      | `Serialize`/`Deserialize` for [`MetricsSnapshot`] |
+//!
+//! # Delivery contract
+//!
+//! The supervisor calls a sink from the service's own task, on the hot path:
+//!
+//! 1. every event is delivered exactly once per occurrence, in the order it
+//!    happened for a given service (events of different services interleave);
+//! 2. a sink must not block and should not allocate per event;
+//! 3. a sink must not panic; the supervisor does not catch panics from sinks.
+//!
+//! # Examples
+//!
+//! A custom sink that counts failures by kind:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use supervisor_metrics::{FailureKind, MetricsSink};
+//!
+//! #[derive(Debug, Default)]
+//! struct PanicCounter(AtomicU64);
+//!
+//! impl MetricsSink for PanicCounter {
+//!     fn service_failed(&self, _service: &str, kind: FailureKind) {
+//!         if kind == FailureKind::Panic {
+//!             self.0.fetch_add(1, Ordering::Relaxed);
+//!         }
+//!     }
+//! }
+//!
+//! let sink = PanicCounter::default();
+//! sink.service_failed("feed", FailureKind::Panic);
+//! sink.service_failed("feed", FailureKind::Error);
+//! assert_eq!(sink.0.load(Ordering::Relaxed), 1);
+//! ```
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use lifecycle::{ServicePhase, TerminationReason};
+
+/// A metrics back-end the supervisor reports lifecycle events to.
+///
+/// Every method takes `&self` and has an empty default body: implement only
+/// the events you need. See the crate documentation for the delivery contract
+/// (exactly once, non-blocking, no per-event allocation).
+///
+/// `service` is the service's registered name; it is unique among live
+/// services of one supervisor.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use supervisor_metrics::{MetricsSink, TerminationReason};
+///
+/// #[derive(Debug)]
+/// struct Log;
+///
+/// impl MetricsSink for Log {
+///     fn service_terminated(&self, service: &str, reason: &TerminationReason, uptime: Duration) {
+///         println!("{service} stopped after {uptime:?}: {reason}");
+///     }
+/// }
+///
+/// Log.service_terminated("feed", &TerminationReason::Completed, Duration::from_secs(3));
+/// ```
+pub trait MetricsSink: Send + Sync + 'static {
+    /// A service was registered with the supervisor (once per spawn).
+    fn service_spawned(&self, service: &str) {
+        let _ = service;
+    }
+
+    /// A service's `run` was entered: `start_count` is 1 for the first start
+    /// and `n + 1` for the `n`-th restart.
+    fn service_started(&self, service: &str, start_count: u64) {
+        let _ = (service, start_count);
+    }
+
+    /// A service moved from one lifecycle phase to another.
+    fn phase_changed(&self, service: &str, from: ServicePhase, to: ServicePhase) {
+        let _ = (service, from, to);
+    }
+
+    /// A run of a service ended in failure.
+    fn service_failed(&self, service: &str, kind: FailureKind) {
+        let _ = (service, kind);
+    }
+
+    /// A restart of a service was scheduled after `delay`.
+    fn backoff_scheduled(&self, service: &str, delay: Duration) {
+        let _ = (service, delay);
+    }
+
+    /// A service's circuit breaker opened: it will not be restarted again.
+    fn circuit_opened(&self, service: &str, failures: u32, max_retries: u32) {
+        let _ = (service, failures, max_retries);
+    }
+
+    /// A service reached `Terminated` (exactly once per spawn). `uptime` is its
+    /// cumulative time in `Running` over all its runs.
+    fn service_terminated(&self, service: &str, reason: &TerminationReason, uptime: Duration) {
+        let _ = (service, reason, uptime);
+    }
+
+    /// A terminated service's entry was removed from the supervisor; its
+    /// per-service series can be dropped.
+    fn service_removed(&self, service: &str) {
+        let _ = service;
+    }
+}
+
+/// How a run of a service failed.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_metrics::FailureKind;
+///
+/// assert_eq!(FailureKind::Panic.as_str(), "panic");
+/// assert_eq!(FailureKind::ALL.len(), 3);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// `run` returned an error.
+    Error,
+    /// `run` panicked.
+    Panic,
+    /// The service was still running when the shutdown timeout expired and
+    /// was aborted.
+    Timeout,
+}
+
+impl FailureKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [FailureKind; 3] =
+        [FailureKind::Error, FailureKind::Panic, FailureKind::Timeout];
+
+    /// A stable, lowercase label for metric series.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Error => "error",
+            FailureKind::Panic => "panic",
+            FailureKind::Timeout => "timeout",
+        }
+    }
+
+    const fn index(self) -> usize {
+        match self {
+            FailureKind::Error => 0,
+            FailureKind::Panic => 1,
+            FailureKind::Timeout => 2,
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A sink that discards every event.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_metrics::{MetricsSink, NoopSink};
+///
+/// NoopSink.service_spawned("feed");
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopSink;
+
+impl MetricsSink for NoopSink {}
+
+/// The supervisor's always-on counters: relaxed atomics, no lock, no
+/// allocation per event.
+///
+/// It is a [`MetricsSink`], fed the same events as every other sink.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use supervisor_metrics::{MetricsSink, SupervisorMetrics, TerminationReason};
+///
+/// let metrics = SupervisorMetrics::new();
+/// metrics.service_spawned("feed");
+/// metrics.service_started("feed", 1);
+/// metrics.service_started("feed", 2);
+/// metrics.service_terminated("feed", &TerminationReason::Cancelled, Duration::from_secs(1));
+///
+/// let snapshot = metrics.snapshot();
+/// assert_eq!(snapshot.spawned_total, 1);
+/// assert_eq!(snapshot.restarts_total, 1);
+/// assert_eq!(snapshot.terminated_total, 1);
+/// assert_eq!(snapshot.active_services, 0);
+/// ```
+#[derive(Debug, Default)]
+pub struct SupervisorMetrics {
+    restarts_total: AtomicU64,
+    active_services: AtomicU64,
+    spawned_total: AtomicU64,
+    terminated_total: AtomicU64,
+    circuit_breaker_trips: AtomicU64,
+    failures: [AtomicU64; 3],
+}
+
+impl SupervisorMetrics {
+    /// Counters all at zero.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads every counter.
+    ///
+    /// Each counter is read atomically, but not all of them at one instant: a
+    /// snapshot taken while services change state may be mid-event (for
+    /// example `spawned_total` already counted but `active_services` not yet).
+    #[must_use]
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            restarts_total: load(&self.restarts_total),
+            active_services: load(&self.active_services),
+            spawned_total: load(&self.spawned_total),
+            terminated_total: load(&self.terminated_total),
+            circuit_breaker_trips: load(&self.circuit_breaker_trips),
+            failures_error: load(&self.failures[FailureKind::Error.index()]),
+            failures_panic: load(&self.failures[FailureKind::Panic.index()]),
+            failures_timeout: load(&self.failures[FailureKind::Timeout.index()]),
+        }
+    }
+}
+
+impl MetricsSink for SupervisorMetrics {
+    fn service_spawned(&self, _service: &str) {
+        self.spawned_total.fetch_add(1, Ordering::Relaxed);
+        self.active_services.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn service_started(&self, _service: &str, start_count: u64) {
+        if start_count > 1 {
+            self.restarts_total.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn service_failed(&self, _service: &str, kind: FailureKind) {
+        self.failures[kind.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn circuit_opened(&self, _service: &str, _failures: u32, _max_retries: u32) {
+        self.circuit_breaker_trips.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn service_terminated(&self, _service: &str, _reason: &TerminationReason, _uptime: Duration) {
+        self.terminated_total.fetch_add(1, Ordering::Relaxed);
+        // Saturating: a termination is only ever reported after its spawn, but
+        // a counter must never wrap even if a caller breaks that contract.
+        let _ = self
+            .active_services
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |active| {
+                Some(active.saturating_sub(1))
+            });
+    }
+}
+
+/// Plain-data copy of [`SupervisorMetrics`].
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_metrics::SupervisorMetrics;
+///
+/// let snapshot = SupervisorMetrics::new().snapshot();
+/// assert_eq!(snapshot.failures_total(), 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct MetricsSnapshot {
+    /// Relaunches of a service after a previous run ended (clean or failed).
+    pub restarts_total: u64,
+    /// Services spawned and not yet terminated.
+    pub active_services: u64,
+    /// Services spawned (restarts are not spawns).
+    pub spawned_total: u64,
+    /// Services that reached `Terminated`.
+    pub terminated_total: u64,
+    /// Circuit breakers that opened.
+    pub circuit_breaker_trips: u64,
+    /// Runs that returned an error.
+    pub failures_error: u64,
+    /// Runs that panicked.
+    pub failures_panic: u64,
+    /// Services aborted after the shutdown timeout.
+    pub failures_timeout: u64,
+}
+
+impl MetricsSnapshot {
+    /// Failures of every kind.
+    #[must_use]
+    pub fn failures_total(&self) -> u64 {
+        self.failures_error
+            .saturating_add(self.failures_panic)
+            .saturating_add(self.failures_timeout)
+    }
+
+    /// Failures of one kind.
+    #[must_use]
+    pub fn failures(&self, kind: FailureKind) -> u64 {
+        match kind {
+            FailureKind::Error => self.failures_error,
+            FailureKind::Panic => self.failures_panic,
+            FailureKind::Timeout => self.failures_timeout,
+        }
+    }
+}

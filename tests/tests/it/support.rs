@@ -1,0 +1,255 @@
+//! Shared helpers of the behaviour tests: supervisors with test settings, a
+//! scripted service, an event-recording sink and waiting helpers.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use supervisor_core::{
+    BackoffConfig, FailureKind, Jitter, MetricsSink, RestartPolicy, Service, ServiceContext,
+    ServicePhase, Supervisor, SupervisorConfig, TerminationReason,
+};
+use tokio::time::Instant;
+
+/// A supervisor for tests: no signal handler, fixed jitter seed, 5 s drain.
+pub(crate) fn supervisor() -> Supervisor {
+    Supervisor::new(config())
+}
+
+pub(crate) fn config() -> SupervisorConfig {
+    SupervisorConfig::default()
+        .without_signal_handler()
+        .with_jitter_seed(7)
+        .with_shutdown_timeout(Duration::from_secs(5))
+}
+
+/// 100 ms doubling to 1 s, no jitter, no breaker: delays are exact.
+pub(crate) fn exact_backoff() -> BackoffConfig {
+    BackoffConfig::new(Duration::from_millis(100), Duration::from_secs(1))
+        .with_jitter(Jitter::None)
+        .without_circuit_breaker()
+}
+
+/// What one run of a [`Scripted`] service does.
+#[derive(Debug, Clone)]
+pub(crate) enum Step {
+    /// Return `Err` after this long.
+    Fail(Duration),
+    /// Return `Ok` after this long.
+    Succeed(Duration),
+    /// Panic after this long.
+    Panic(Duration),
+    /// Run until cancelled, then return `Ok` after this much cleanup.
+    UntilCancelled(Duration),
+    /// Ignore cancellation forever.
+    Hang,
+}
+
+/// What a [`Scripted`] service observed, in virtual time.
+#[derive(Debug, Default)]
+pub(crate) struct Journal {
+    pub(crate) starts: Vec<Instant>,
+    pub(crate) ends: Vec<Instant>,
+    pub(crate) cleanups_done: u32,
+}
+
+/// A service that plays one [`Step`] per run; after the script it runs until
+/// cancelled.
+#[derive(Debug, Clone)]
+pub(crate) struct Scripted {
+    pub(crate) name: String,
+    pub(crate) policy: RestartPolicy,
+    script: Arc<Mutex<VecDeque<Step>>>,
+    pub(crate) journal: Arc<Mutex<Journal>>,
+}
+
+impl Scripted {
+    pub(crate) fn new(
+        name: &str,
+        policy: RestartPolicy,
+        steps: impl IntoIterator<Item = Step>,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            policy,
+            script: Arc::new(Mutex::new(steps.into_iter().collect())),
+            journal: Arc::default(),
+        }
+    }
+
+    pub(crate) fn starts(&self) -> Vec<Instant> {
+        self.journal.lock().unwrap().starts.clone()
+    }
+
+    pub(crate) fn ends(&self) -> Vec<Instant> {
+        self.journal.lock().unwrap().ends.clone()
+    }
+
+    pub(crate) fn cleanups_done(&self) -> u32 {
+        self.journal.lock().unwrap().cleanups_done
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct ScriptError(pub(crate) String);
+
+impl std::fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScriptError {}
+
+impl Service for Scripted {
+    type Error = ScriptError;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn restart_policy(&self) -> RestartPolicy {
+        self.policy
+    }
+
+    async fn run(&self, ctx: ServiceContext) -> Result<(), ScriptError> {
+        let run = {
+            let mut journal = self.journal.lock().unwrap();
+            journal.starts.push(Instant::now());
+            journal.starts.len()
+        };
+        let step = self
+            .script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Step::UntilCancelled(Duration::ZERO));
+        let result = match step {
+            Step::Fail(after) => {
+                tokio::time::sleep(after).await;
+                Err(ScriptError(format!("run {run} failed")))
+            }
+            Step::Succeed(after) => {
+                tokio::time::sleep(after).await;
+                Ok(())
+            }
+            Step::Panic(after) => {
+                tokio::time::sleep(after).await;
+                panic!("run {run} panicked");
+            }
+            Step::UntilCancelled(cleanup) => {
+                ctx.cancelled().await;
+                tokio::time::sleep(cleanup).await;
+                self.journal.lock().unwrap().cleanups_done += 1;
+                Ok(())
+            }
+            Step::Hang => loop {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            },
+        };
+        self.journal.lock().unwrap().ends.push(Instant::now());
+        result
+    }
+}
+
+/// One event a sink saw.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Event {
+    Spawned(String),
+    Started(String, u64),
+    Phase(String, ServicePhase, ServicePhase),
+    Failed(String, FailureKind),
+    Backoff(String, Duration),
+    CircuitOpened(String, u32, u32),
+    Terminated(String, TerminationReason),
+}
+
+/// A sink that records every event.
+#[derive(Debug, Default)]
+pub(crate) struct Recorder {
+    pub(crate) events: Mutex<Vec<Event>>,
+}
+
+impl Recorder {
+    pub(crate) fn events(&self) -> Vec<Event> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// The phases `service` went through, starting with `Starting`.
+    pub(crate) fn phases(&self, service: &str) -> Vec<ServicePhase> {
+        let mut phases = vec![ServicePhase::Starting];
+        for event in self.events() {
+            if let Event::Phase(name, from, to) = event {
+                if name == service {
+                    assert_eq!(phases.last(), Some(&from), "phase events out of order");
+                    phases.push(to);
+                }
+            }
+        }
+        phases
+    }
+
+    fn push(&self, event: Event) {
+        self.events.lock().unwrap().push(event);
+    }
+}
+
+impl MetricsSink for Recorder {
+    fn service_spawned(&self, service: &str) {
+        self.push(Event::Spawned(service.to_owned()));
+    }
+    fn service_started(&self, service: &str, start_count: u64) {
+        self.push(Event::Started(service.to_owned(), start_count));
+    }
+    fn phase_changed(&self, service: &str, from: ServicePhase, to: ServicePhase) {
+        self.push(Event::Phase(service.to_owned(), from, to));
+    }
+    fn service_failed(&self, service: &str, kind: FailureKind) {
+        self.push(Event::Failed(service.to_owned(), kind));
+    }
+    fn backoff_scheduled(&self, service: &str, delay: Duration) {
+        self.push(Event::Backoff(service.to_owned(), delay));
+    }
+    fn circuit_opened(&self, service: &str, failures: u32, max_retries: u32) {
+        self.push(Event::CircuitOpened(
+            service.to_owned(),
+            failures,
+            max_retries,
+        ));
+    }
+    fn service_terminated(&self, service: &str, reason: &TerminationReason, _uptime: Duration) {
+        self.push(Event::Terminated(service.to_owned(), reason.clone()));
+    }
+}
+
+/// A supervisor whose events are recorded.
+pub(crate) fn recorded_supervisor(config: SupervisorConfig) -> (Supervisor, Arc<Recorder>) {
+    let recorder = Arc::new(Recorder::default());
+    let supervisor = Supervisor::new(config.with_metrics_sink(recorder.clone()));
+    (supervisor, recorder)
+}
+
+/// Lets paused time run until `service` is in `phase`; panics after an hour of
+/// virtual time.
+pub(crate) async fn wait_for_phase(supervisor: &Supervisor, service: &str, phase: ServicePhase) {
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        if supervisor
+            .service_lifecycle(service)
+            .is_some_and(|s| s.phase == phase)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{service} never reached {phase}: {:?}",
+            supervisor.service_lifecycle(service)
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Advances paused time by `d`, letting every task run.
+pub(crate) async fn advance(d: Duration) {
+    tokio::time::sleep(d).await;
+}

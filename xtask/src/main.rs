@@ -1,0 +1,233 @@
+//! `cargo xtask`: every check of the workspace behind one command.
+//!
+//! ```text
+//! cargo xtask ci      # everything CI runs, in order, failing fast
+//! cargo xtask deps    # only the dependency-isolation check
+//! cargo xtask mutants # cargo-mutants on the pure crates (slow; not part of ci)
+//! ```
+//!
+//! Kept deliberately small: `anyhow` and `std::process`, one `match` on the task
+//! name, so the xtask itself compiles in a couple of seconds.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+/// Crates that must never depend on an async runtime.
+const PURE_CRATES: &[&str] = &["backoff", "lifecycle"];
+
+/// Runtime crates none of the pure crates may pull in.
+const RUNTIMES: &[&str] = &["tokio", "tokio-util", "async-std", "smol", "futures", "mio"];
+
+fn main() -> Result<()> {
+    let task = env::args().nth(1).unwrap_or_else(|| "help".to_owned());
+    let root = workspace_root()?;
+    env::set_current_dir(&root).with_context(|| format!("cannot enter {}", root.display()))?;
+    match task.as_str() {
+        "ci" => ci(),
+        "deps" => step("dependency isolation", check_dependency_isolation),
+        "mutants" => mutants(),
+        "help" | "--help" | "-h" => {
+            println!("usage: cargo xtask <ci|deps|mutants>");
+            Ok(())
+        }
+        other => bail!("unknown task `{other}`; try `cargo xtask help`"),
+    }
+}
+
+fn ci() -> Result<()> {
+    let started = Instant::now();
+    // Property tests run many more cases in CI than locally.
+    let proptest_cases = env::var("PROPTEST_CASES").unwrap_or_else(|_| "2048".to_owned());
+
+    step("rustfmt", || cargo(&["fmt", "--all", "--", "--check"], &[]))?;
+    step("clippy (all targets, all features)", || {
+        cargo(
+            &[
+                "clippy",
+                "--locked",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        )
+    })?;
+    step("clippy (backoff, no_std)", || {
+        cargo(
+            &[
+                "clippy",
+                "--locked",
+                "-p",
+                "backoff",
+                "--no-default-features",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        )
+    })?;
+    step("dependency isolation", check_dependency_isolation)?;
+    step("tests (overflow checks on)", || {
+        cargo(
+            &[
+                "test",
+                "--locked",
+                "--workspace",
+                "--all-features",
+                "--lib",
+                "--bins",
+                "--tests",
+                "--examples",
+            ],
+            &[("PROPTEST_CASES", proptest_cases.as_str())],
+        )
+    })?;
+    step("tests (backoff without std)", || {
+        cargo(
+            &["test", "--locked", "-p", "backoff", "--no-default-features"],
+            &[("PROPTEST_CASES", "256")],
+        )
+    })?;
+    step("doctests", || {
+        cargo(
+            &["test", "--locked", "--workspace", "--all-features", "--doc"],
+            &[],
+        )
+    })?;
+    step("rustdoc (warnings denied)", || {
+        cargo(
+            &[
+                "doc",
+                "--locked",
+                "--workspace",
+                "--all-features",
+                "--no-deps",
+            ],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        )
+    })?;
+    println!(
+        "\nxtask ci: all checks passed in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn mutants() -> Result<()> {
+    if Command::new("cargo")
+        .args(["mutants", "--version"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        step("install cargo-mutants", || {
+            cargo(&["install", "--locked", "cargo-mutants"], &[])
+        })?;
+    }
+    step("cargo mutants (backoff, lifecycle)", || {
+        cargo(
+            &[
+                "mutants",
+                "-p",
+                "backoff",
+                "-p",
+                "lifecycle",
+                "--timeout",
+                "120",
+            ],
+            &[("PROPTEST_CASES", "256")],
+        )
+    })
+}
+
+/// `cargo tree` resolves the same graph as `cargo metadata`; we read its flat
+/// package list for each pure crate, with and without default features.
+fn check_dependency_isolation() -> Result<()> {
+    for krate in PURE_CRATES {
+        for features in [&["--all-features"][..], &["--no-default-features"][..]] {
+            let mut args = vec![
+                "tree", "--locked", "-p", krate, "-e", "normal", "--target", "all", "--prefix",
+                "none", "--format", "{p}",
+            ];
+            args.extend_from_slice(features);
+            let output = Command::new("cargo")
+                .args(&args)
+                .output()
+                .context("cannot run cargo tree")?;
+            if !output.status.success() {
+                bail!(
+                    "cargo tree -p {krate} failed:\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            let tree = String::from_utf8_lossy(&output.stdout);
+            for line in tree.lines() {
+                let name = line.split_whitespace().next().unwrap_or_default();
+                if RUNTIMES.contains(&name) {
+                    bail!("`{krate}` must not depend on a runtime, but it pulls in `{name}`");
+                }
+            }
+            if *krate == "backoff" && features == ["--no-default-features"] {
+                let deps: Vec<&str> = tree
+                    .lines()
+                    .filter_map(|l| l.split_whitespace().next())
+                    .filter(|name| *name != "backoff")
+                    .collect();
+                if !deps.is_empty() {
+                    bail!(
+                        "`backoff` without default features must have no dependency, found {deps:?}"
+                    );
+                }
+            }
+        }
+        println!("  {krate}: no runtime dependency");
+    }
+    Ok(())
+}
+
+fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    println!("\n==> {name}");
+    let started = Instant::now();
+    let result = f();
+    let secs = started.elapsed().as_secs_f64();
+    match result {
+        Ok(()) => {
+            println!("==> {name}: ok ({secs:.1}s)");
+            Ok(())
+        }
+        Err(err) => Err(err.context(format!("step `{name}` failed after {secs:.1}s"))),
+    }
+}
+
+fn cargo(args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
+    let mut command = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    command.args(args);
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let status = command
+        .status()
+        .with_context(|| format!("cannot start cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("`cargo {}` exited with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let manifest_dir = env::var("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("xtask"));
+    Ok(manifest_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".")))
+}
