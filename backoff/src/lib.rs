@@ -3,7 +3,7 @@
 //!
 //! This crate computes *how long* to wait before a retry and *whether* to give
 //! up; it never sleeps and never reads a clock. Every time value is a
-//! [`Duration`](core::time::Duration) since an origin the caller chooses, and the
+//! [`Duration`] since an origin the caller chooses, and the
 //! jitter comes from a generator seeded by the caller, so the same config, seed
 //! and inputs always give the same decisions, and tests need no real time.
 //!

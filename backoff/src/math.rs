@@ -53,26 +53,29 @@ pub(crate) fn jittered_nanos(
 ) -> u64 {
     match jitter {
         Jitter::None => exponential,
-        Jitter::Equal => rng.next_in_range(exponential.saturating_sub(exponential / 2), exponential),
+        Jitter::Equal => {
+            rng.next_in_range(exponential.saturating_sub(exponential / 2), exponential)
+        }
         Jitter::Full => rng.next_in_range(exponential.min(1), exponential),
         Jitter::Decorrelated => rng.next_in_range(base, max.min(previous.saturating_mul(3))),
     }
 }
 
-/// `multiplierⁿ` for `multiplier ≥ 1`, or `None` when it exceeds `2⁶⁴` (then any
-/// delay with a base of at least 1 ns saturates at the max).
+/// `multiplierⁿ` for `multiplier ≥ 1`, or `None` when it certainly exceeds `2⁶⁴`
+/// (then any delay with a base of at least 1 ns saturates at the max).
 ///
-/// Exponentiation by squaring, at most 32 squarings. A squaring only happens on
-/// a value at most `2⁶⁴`, so every operand stays at or below `2¹²⁸`, far from
+/// Exponentiation by squaring, at most 32 rounds. A squaring only happens on a
+/// value at most `2⁶⁴`, so every operand stays at or below `2¹²⁸`, far from
 /// the range where the Dekker split overflows. A product above `2⁶⁴` is returned
 /// as is: it saturates when converted.
 fn power(multiplier: f64, attempt: u32) -> Option<DoubleDouble> {
     let mut remaining = attempt;
     let mut result = DoubleDouble::ONE;
     let mut square = DoubleDouble::from_f64(multiplier);
-    loop {
-        if square.hi > TWO_POW_64 && remaining > 0 {
-            // `result ≥ 1` will be multiplied by at least `square`.
+    while remaining > 0 {
+        if square.hi > TWO_POW_64 {
+            // A bit of `remaining` is set, so `result ≥ 1` will be multiplied by
+            // at least `square`.
             return None;
         }
         if remaining & 1 == 1 {
@@ -81,11 +84,9 @@ fn power(multiplier: f64, attempt: u32) -> Option<DoubleDouble> {
             result = result.mul(square);
         }
         remaining >>= 1;
-        if remaining == 0 {
-            return Some(result);
-        }
         square = square.mul(square);
     }
+    Some(result)
 }
 
 /// An unevaluated sum `hi + lo` with `|lo| ≤ ulp(hi) / 2`: about 106 bits of
@@ -171,7 +172,10 @@ mod tests {
         let base = (1_u64 << 60) + 1;
         assert_eq!(exponential_nanos(base, u64::MAX, 1.0, 7), base);
         assert_eq!(exponential_nanos(base, u64::MAX, 2.0, 1), (base << 1));
-        assert_eq!(exponential_nanos(base, u64::MAX, 1.5, 1), base + (base >> 1));
+        assert_eq!(
+            exponential_nanos(base, u64::MAX, 1.5, 1),
+            base + (base >> 1)
+        );
     }
 
     #[test]

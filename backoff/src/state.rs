@@ -86,8 +86,9 @@ pub enum BackoffAction {
 /// 4. **No escape by backing off.** Because backoff sleeps do not advance active
 ///    time, a service that fails as soon as it starts trips after
 ///    `max_retries + 1` failures, whatever the delays and the cap. (A breaker
-///    counting wall-clock time, like systemd's `StartLimitBurst`, never trips
-///    once the cap exceeds `window / max_retries`.)
+///    counting wall-clock time, like systemd's `StartLimitBurst` within
+///    `StartLimitIntervalSec`, never trips once the delays exceed about
+///    `window / max_retries`.)
 /// 5. **Bounded memory.** Only the failures inside the window are kept, at most
 ///    `max_retries + 1` of them, however many failures happen.
 ///
@@ -358,9 +359,7 @@ impl BackoffState {
 
     /// Adds a failure at `now` to the window, dropping those that left it.
     fn record_failure(&mut self, now: Duration, window: Duration) {
-        self.active_now = self
-            .active_now
-            .max(now.saturating_sub(self.total_delays));
+        self.active_now = self.active_now.max(now.saturating_sub(self.total_delays));
         while let Some(&oldest) = self.failures.front() {
             if self.active_now.saturating_sub(oldest) < window {
                 break;

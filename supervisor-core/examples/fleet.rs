@@ -4,7 +4,11 @@
 //! ```text
 //! cargo run --example fleet                 # until Ctrl-C / SIGTERM
 //! cargo run --example fleet -- --duration 8 # stops by itself after 8 s
+//! cargo run --example fleet -- --metrics-addr 127.0.0.1:0   # any free port
 //! ```
+//!
+//! It serves Prometheus metrics on `http://127.0.0.1:9898/metrics` by default
+//! and prints the address it bound.
 //!
 //! - `market-feed`: healthy, runs until shutdown;
 //! - `order-consumer`: fails three times ("broker unavailable"), then recovers;
@@ -15,6 +19,7 @@
 //! Lifecycle transitions are logged as they happen; a status table of every
 //! service is printed each second; the final metrics are printed at the end.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -24,6 +29,8 @@ use supervisor_core::{
     BackoffConfig, RestartPolicy, ServiceContext, SpawnOptions, Supervisor, SupervisorConfig,
     service_fn,
 };
+use supervisor_prometheus::prometheus_client::registry::Registry;
+use supervisor_prometheus::{MetricsServer, PrometheusSink};
 
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -36,10 +43,33 @@ async fn main() -> anyhow::Result<()> {
         .with_target(false)
         .init();
 
-    let duration = parse_duration()?;
-    let supervisor =
-        Supervisor::new(SupervisorConfig::default().with_shutdown_timeout(SHUTDOWN_TIMEOUT));
+    // One log line per panic instead of the default hook's backtrace: the
+    // supervisor catches the panic and records its message anyway.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(ToString::to_string).unwrap_or_default();
+        tracing::error!(%location, "service panicked: {}", panic_text(info.payload()));
+    }));
+
+    let args = parse_args()?;
+
+    // Metrics: a Prometheus registry fed by the supervisor's events, served on
+    // `/metrics`. Swapping the back-end is the one `with_metrics_sink` line.
+    let mut registry = Registry::default();
+    let sink = Arc::new(PrometheusSink::register(&mut registry));
+    let server = MetricsServer::bind(args.metrics_addr, Arc::new(registry))
+        .await
+        .with_context(|| format!("cannot serve metrics on {}", args.metrics_addr))?;
+    println!("serving metrics on http://{}/metrics", server.local_addr());
+    let (stop_metrics, metrics_stopped) = stop_signal();
+    let metrics_task = tokio::spawn(server.run(metrics_stopped));
+
+    let supervisor = Supervisor::new(
+        SupervisorConfig::default()
+            .with_shutdown_timeout(SHUTDOWN_TIMEOUT)
+            .with_metrics_sink(sink),
+    );
     spawn_fleet(&supervisor)?;
+    let duration = args.duration;
 
     let status = tokio::spawn(print_status_every_second(supervisor.clone()));
     if let Some(duration) = duration {
@@ -56,6 +86,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("cannot install the signal handlers")?;
     status.abort();
+    let _ = stop_metrics.send(());
+    let _ = metrics_task.await;
 
     print_table(&supervisor);
     let m = supervisor.metrics().snapshot();
@@ -77,9 +109,19 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn parse_duration() -> anyhow::Result<Option<Duration>> {
+struct Args {
+    duration: Option<Duration>,
+    metrics_addr: SocketAddr,
+}
+
+const USAGE: &str = "usage: fleet [--duration SECS] [--metrics-addr ADDR]";
+
+fn parse_args() -> anyhow::Result<Args> {
     let mut args = std::env::args().skip(1);
-    let mut duration = None;
+    let mut parsed = Args {
+        duration: None,
+        metrics_addr: supervisor_prometheus::DEFAULT_ADDR,
+    };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--duration" => {
@@ -88,19 +130,34 @@ fn parse_duration() -> anyhow::Result<Option<Duration>> {
                     .context("--duration needs a number of seconds")?
                     .parse()
                     .context("--duration takes a number of seconds")?;
-                duration = Some(
+                parsed.duration = Some(
                     Duration::try_from_secs_f64(secs)
                         .context("--duration must be a non-negative number of seconds")?,
                 );
             }
+            "--metrics-addr" => {
+                parsed.metrics_addr = args
+                    .next()
+                    .context("--metrics-addr needs an address such as 127.0.0.1:9898")?
+                    .parse()
+                    .context("--metrics-addr takes an address such as 127.0.0.1:9898")?;
+            }
             "--help" | "-h" => {
-                println!("usage: fleet [--duration SECS]");
+                println!("{USAGE}");
                 std::process::exit(0);
             }
-            other => bail!("unknown argument `{other}` (usage: fleet [--duration SECS])"),
+            other => bail!("unknown argument `{other}` ({USAGE})"),
         }
     }
-    Ok(duration)
+    Ok(parsed)
+}
+
+/// A one-shot stop signal for the metrics server.
+fn stop_signal() -> (tokio::sync::oneshot::Sender<()>, impl Future<Output = ()>) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    (tx, async move {
+        let _ = rx.await;
+    })
 }
 
 fn spawn_fleet(supervisor: &Supervisor) -> anyhow::Result<()> {
@@ -221,6 +278,14 @@ fn print_table(supervisor: &Supervisor) {
         ));
     }
     println!("{out}");
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("non-string panic payload")
 }
 
 fn truncate(text: &str, max: usize) -> String {

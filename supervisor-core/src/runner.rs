@@ -188,6 +188,16 @@ impl<S: Service> Runner<S> {
             .emit(|sink| sink.backoff_scheduled(name, delay));
         tracing::info!(delay_ms = delay.as_millis(), "restart scheduled");
 
+        if delay.is_zero() {
+            // No timer for a zero delay (it would wait for the next timer
+            // tick); yield so a crash loop cannot starve the worker thread.
+            tokio::task::yield_now().await;
+            if self.token.is_cancelled() {
+                self.stop();
+                return Next::Stop;
+            }
+            return Next::Restart;
+        }
         tokio::select! {
             biased;
             () = self.token.cancelled() => {

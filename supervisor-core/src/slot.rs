@@ -8,10 +8,13 @@
 //! 2. Every successful transition emits exactly one `phase_changed` event,
 //!    while the slot's lock is held, so each service's events reach the sinks
 //!    in the order the transitions happened.
-//! 3. `service_terminated` is emitted by the one transition into `Terminated`
+//! 3. A panicking sink loses the event it panicked on; nothing else is
+//!    affected (the panic is caught in `Telemetry::emit`).
+//! 4. `service_terminated` is emitted by the one transition into `Terminated`
 //!    that succeeds; `Terminated` is absorbing, so it is emitted once per spawn
 //!    whether the service's task or the drain timeout gets there first.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -45,10 +48,17 @@ impl Telemetry {
     }
 
     /// Delivers one event to the built-in counters and every sink.
+    ///
+    /// A sink that panics loses that event, and only that event: the panic is
+    /// caught here so it can never take a service's task (and its lifecycle
+    /// bookkeeping) down with it.
     pub(crate) fn emit(&self, event: impl Fn(&dyn MetricsSink)) {
         event(&*self.counters);
         for sink in &*self.sinks {
-            event(&**sink);
+            let delivered = panic::catch_unwind(AssertUnwindSafe(|| event(&**sink)));
+            if delivered.is_err() {
+                tracing::error!("a metrics sink panicked; the event was dropped for that sink");
+            }
         }
     }
 }

@@ -29,7 +29,8 @@
 //! 1. every event is delivered exactly once per occurrence, in the order it
 //!    happened for a given service (events of different services interleave);
 //! 2. a sink must not block and should not allocate per event;
-//! 3. a sink must not panic; the supervisor does not catch panics from sinks.
+//! 3. a sink should not panic; if it does, the supervisor catches the panic
+//!    and that sink loses that one event, and nothing else is affected.
 //!
 //! # Examples
 //!

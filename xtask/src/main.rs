@@ -17,10 +17,14 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 /// Crates that must never depend on an async runtime.
-const PURE_CRATES: &[&str] = &["backoff", "lifecycle"];
+const PURE_CRATES: &[&str] = &["backoff", "lifecycle", "supervisor-metrics"];
 
 /// Runtime crates none of the pure crates may pull in.
 const RUNTIMES: &[&str] = &["tokio", "tokio-util", "async-std", "smol", "futures", "mio"];
+
+/// Metrics adapters: they plug in through `supervisor-metrics` and must never
+/// depend on the core.
+const ADAPTERS: &[&str] = &["supervisor-prometheus", "supervisor-metrics-facade"];
 
 fn main() -> Result<()> {
     let task = env::args().nth(1).unwrap_or_else(|| "help".to_owned());
@@ -153,34 +157,12 @@ fn mutants() -> Result<()> {
 fn check_dependency_isolation() -> Result<()> {
     for krate in PURE_CRATES {
         for features in [&["--all-features"][..], &["--no-default-features"][..]] {
-            let mut args = vec![
-                "tree", "--locked", "-p", krate, "-e", "normal", "--target", "all", "--prefix",
-                "none", "--format", "{p}",
-            ];
-            args.extend_from_slice(features);
-            let output = Command::new("cargo")
-                .args(&args)
-                .output()
-                .context("cannot run cargo tree")?;
-            if !output.status.success() {
-                bail!(
-                    "cargo tree -p {krate} failed:\n{}",
-                    String::from_utf8_lossy(&output.stderr)
-                );
-            }
-            let tree = String::from_utf8_lossy(&output.stdout);
-            for line in tree.lines() {
-                let name = line.split_whitespace().next().unwrap_or_default();
-                if RUNTIMES.contains(&name) {
-                    bail!("`{krate}` must not depend on a runtime, but it pulls in `{name}`");
-                }
+            let tree = normal_dependencies(krate, features)?;
+            if let Some(runtime) = tree.iter().find(|name| RUNTIMES.contains(&name.as_str())) {
+                bail!("`{krate}` must not depend on a runtime, but it pulls in `{runtime}`");
             }
             if *krate == "backoff" && features == ["--no-default-features"] {
-                let deps: Vec<&str> = tree
-                    .lines()
-                    .filter_map(|l| l.split_whitespace().next())
-                    .filter(|name| *name != "backoff")
-                    .collect();
+                let deps: Vec<&String> = tree.iter().filter(|name| *name != "backoff").collect();
                 if !deps.is_empty() {
                     bail!(
                         "`backoff` without default features must have no dependency, found {deps:?}"
@@ -190,7 +172,38 @@ fn check_dependency_isolation() -> Result<()> {
         }
         println!("  {krate}: no runtime dependency");
     }
+    for krate in ADAPTERS {
+        let tree = normal_dependencies(krate, &["--all-features"])?;
+        if tree.iter().any(|name| name == "supervisor-core") {
+            bail!("`{krate}` must not depend on `supervisor-core`");
+        }
+        println!("  {krate}: does not depend on supervisor-core");
+    }
     Ok(())
+}
+
+/// The names of every package in the normal dependency tree of `krate`.
+fn normal_dependencies(krate: &str, features: &[&str]) -> Result<Vec<String>> {
+    let mut args = vec![
+        "tree", "--locked", "-p", krate, "-e", "normal", "--target", "all", "--prefix", "none",
+        "--format", "{p}",
+    ];
+    args.extend_from_slice(features);
+    let output = Command::new("cargo")
+        .args(&args)
+        .output()
+        .context("cannot run cargo tree")?;
+    if !output.status.success() {
+        bail!(
+            "cargo tree -p {krate} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect())
 }
 
 fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {

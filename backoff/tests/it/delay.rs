@@ -6,11 +6,10 @@ use backoff::{BackoffConfig, Jitter, MAX_DELAY};
 use proptest::prelude::*;
 
 use crate::support::{
-    any_duration, assert_close_to_model, attempt, base_and_max, multiplier, seed,
-    valid_config,
+    any_duration, assert_close_to_model, attempt, base_and_max, multiplier, seed, valid_config,
 };
 
-fn config(base: Duration, max: Duration, multiplier: f64) -> BackoffConfig {
+fn exponential(base: Duration, max: Duration, multiplier: f64) -> BackoffConfig {
     BackoffConfig::new(base, max)
         .with_multiplier(multiplier)
         .with_jitter(Jitter::None)
@@ -18,22 +17,23 @@ fn config(base: Duration, max: Duration, multiplier: f64) -> BackoffConfig {
 
 #[test]
 fn doubling_is_exact() {
-    let config = config(Duration::from_nanos(3), MAX_DELAY, 2.0);
+    let config = exponential(Duration::from_nanos(3), MAX_DELAY, 2.0);
     for attempt in 0..=40 {
         assert_eq!(
             config.delay_for_attempt(attempt),
             Duration::from_nanos(3 << attempt)
         );
     }
-    // 3 · 2⁶⁰ ns is above MAX_DELAY.
-    assert_eq!(config.delay_for_attempt(60), MAX_DELAY);
+    // 3 · 2⁶⁰ ns is below MAX_DELAY (about 4.29 · 10¹⁸ ns), 3 · 2⁶¹ ns above.
+    assert_eq!(config.delay_for_attempt(60), Duration::from_nanos(3 << 60));
+    assert_eq!(config.delay_for_attempt(61), MAX_DELAY);
     assert_eq!(config.delay_for_attempt(u32::MAX), MAX_DELAY);
 }
 
 #[test]
 fn a_multiplier_of_one_is_constant() {
     let base = Duration::new(12_345, 678_901_234);
-    let config = config(base, MAX_DELAY, 1.0);
+    let config = exponential(base, MAX_DELAY, 1.0);
     for attempt in [0, 1, 2, 1_000, 1 << 31, u32::MAX] {
         assert_eq!(config.delay_for_attempt(attempt), base);
     }
@@ -41,13 +41,13 @@ fn a_multiplier_of_one_is_constant() {
 
 #[test]
 fn the_cap_is_reached_exactly_and_kept() {
-    let config = config(Duration::from_secs(1), Duration::from_secs(60), 2.0);
+    let config = exponential(Duration::from_secs(1), Duration::from_secs(60), 2.0);
     let secs: Vec<u64> = (0..9)
         .map(|attempt| config.delay_for_attempt(attempt).as_secs())
         .collect();
     assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
     // Just below and just at the cap.
-    let config = config(Duration::from_secs(1), Duration::from_secs(64), 2.0);
+    let config = exponential(Duration::from_secs(1), Duration::from_secs(64), 2.0);
     assert_eq!(config.delay_for_attempt(5), Duration::from_secs(32));
     assert_eq!(config.delay_for_attempt(6), Duration::from_secs(64));
     assert_eq!(config.delay_for_attempt(7), Duration::from_secs(64));
@@ -57,16 +57,16 @@ fn the_cap_is_reached_exactly_and_kept() {
 fn fractional_multipliers_round_down_to_the_nanosecond() {
     // 1.5ⁿ · 2ⁿ = 3ⁿ: the exact value is 3ⁿ · base / 2ⁿ.
     let base = 1_u64 << 20;
-    let config = config(Duration::from_nanos(base), MAX_DELAY, 1.5);
+    let config = exponential(Duration::from_nanos(base), MAX_DELAY, 1.5);
     for attempt in 0..=30_u32 {
-        let exact = u128::from(base) * 3_u128.pow(attempt) >> attempt;
+        let exact = (u128::from(base) * 3_u128.pow(attempt)) >> attempt;
         assert_eq!(
             config.delay_for_attempt(attempt).as_nanos(),
             exact,
             "attempt {attempt}"
         );
     }
-    let config = config(Duration::from_nanos(7), MAX_DELAY, 1.5);
+    let config = exponential(Duration::from_nanos(7), MAX_DELAY, 1.5);
     assert_eq!(config.delay_for_attempt(1), Duration::from_nanos(10));
     assert_eq!(config.delay_for_attempt(2), Duration::from_nanos(15));
     assert_eq!(config.delay_for_attempt(3), Duration::from_nanos(23));
@@ -76,8 +76,13 @@ fn fractional_multipliers_round_down_to_the_nanosecond() {
 fn multipliers_close_to_one_stay_precise_for_huge_attempts() {
     // A plain `f64` exponentiation by squaring drifts by about n · 2⁻⁵³ here
     // (tens of nanoseconds); the model's `powf` is correctly rounded.
-    for multiplier in [1.000_000_1, 1.000_000_01, 1.0 + 1e-9, 1.0 + 16.0 * f64::EPSILON] {
-        let config = config(Duration::from_nanos(1_000), MAX_DELAY, multiplier);
+    for multiplier in [
+        1.000_000_1,
+        1.000_000_01,
+        1.0 + 1e-9,
+        1.0 + 16.0 * f64::EPSILON,
+    ] {
+        let config = exponential(Duration::from_nanos(1_000), MAX_DELAY, multiplier);
         for attempt in [1_000, 123_456_789, 200_000_000, 2_000_000_000, u32::MAX] {
             assert_close_to_model(&config, attempt, config.delay_for_attempt(attempt));
         }
@@ -86,11 +91,11 @@ fn multipliers_close_to_one_stay_precise_for_huge_attempts() {
 
 #[test]
 fn a_huge_multiplier_saturates_without_nan() {
-    let config = config(Duration::from_nanos(1), Duration::from_secs(1), f64::MAX);
+    let config = exponential(Duration::from_nanos(1), Duration::from_secs(1), f64::MAX);
     assert_eq!(config.delay_for_attempt(0), Duration::from_nanos(1));
     assert_eq!(config.delay_for_attempt(1), Duration::from_secs(1));
     assert_eq!(config.delay_for_attempt(u32::MAX), Duration::from_secs(1));
-    let config = config(Duration::from_nanos(1), MAX_DELAY, 4_294_967_296.0);
+    let config = exponential(Duration::from_nanos(1), MAX_DELAY, 4_294_967_296.0);
     assert_eq!(config.delay_for_attempt(1), Duration::from_nanos(1 << 32));
     assert_eq!(config.delay_for_attempt(2), MAX_DELAY);
 }
@@ -98,7 +103,7 @@ fn a_huge_multiplier_saturates_without_nan() {
 #[test]
 fn a_zero_base_gives_zero_delays() {
     for multiplier in [1.0, 2.0, f64::MAX] {
-        let config = config(Duration::ZERO, MAX_DELAY, multiplier);
+        let config = exponential(Duration::ZERO, MAX_DELAY, multiplier);
         for attempt in [0, 1, 100, u32::MAX] {
             assert_eq!(config.delay_for_attempt(attempt), Duration::ZERO);
         }
@@ -107,10 +112,10 @@ fn a_zero_base_gives_zero_delays() {
 
 #[test]
 fn the_largest_config_does_not_overflow() {
-    let config = config(MAX_DELAY, MAX_DELAY, f64::MAX);
+    let config = exponential(MAX_DELAY, MAX_DELAY, f64::MAX);
     assert_eq!(config.delay_for_attempt(0), MAX_DELAY);
     assert_eq!(config.delay_for_attempt(u32::MAX), MAX_DELAY);
-    let config = config(MAX_DELAY - Duration::from_nanos(1), MAX_DELAY, 1.0);
+    let config = exponential(MAX_DELAY - Duration::from_nanos(1), MAX_DELAY, 1.0);
     assert_eq!(
         config.delay_for_attempt(u32::MAX),
         MAX_DELAY - Duration::from_nanos(1)
@@ -121,10 +126,10 @@ fn the_largest_config_does_not_overflow() {
 fn a_base_that_is_not_an_f64_keeps_its_low_bits() {
     // 2⁶¹ + 1 ns has 62 significant bits: an `f64` computation would lose the 1.
     let base = Duration::from_nanos((1 << 61) + 1);
-    assert_eq!(config(base, MAX_DELAY, 1.0).delay_for_attempt(5), base);
+    assert_eq!(exponential(base, MAX_DELAY, 1.0).delay_for_attempt(5), base);
     let base = Duration::from_nanos((1 << 60) + 1);
     assert_eq!(
-        config(base, MAX_DELAY, 2.0).delay_for_attempt(1),
+        exponential(base, MAX_DELAY, 2.0).delay_for_attempt(1),
         Duration::from_nanos((1 << 61) + 2)
     );
 }
@@ -136,7 +141,7 @@ proptest! {
         multiplier in multiplier(),
         attempt in attempt(),
     ) {
-        let config = config(base, max, multiplier);
+        let config = exponential(base, max, multiplier);
         let delay = config.delay_for_attempt(attempt);
         assert_close_to_model(&config, attempt, delay);
         prop_assert!(delay <= max);
@@ -156,7 +161,7 @@ proptest! {
         multiplier in multiplier(),
         attempt in attempt(),
     ) {
-        let config = config(base, max, multiplier);
+        let config = exponential(base, max, multiplier);
         let next = attempt.saturating_add(1);
         prop_assert!(config.delay_for_attempt(attempt) <= config.delay_for_attempt(next));
     }
@@ -180,7 +185,7 @@ proptest! {
         multiplier in any::<f64>(),
         attempt in attempt(),
     ) {
-        let config = config(base, max, multiplier);
+        let config = exponential(base, max, multiplier);
         let delay = config.delay_for_attempt(attempt);
         prop_assert!(delay <= max);
         if base <= max && max <= MAX_DELAY && multiplier >= 1.0 && base > Duration::ZERO {

@@ -65,10 +65,10 @@ fn next_in_range_reaches_both_ends_of_a_small_range() {
 fn equal_jitter_varies_at_the_cap_within_half_and_full() {
     let max = Duration::from_secs(60);
     let config = BackoffConfig::new(max, max).with_jitter(Jitter::Equal);
-    let delays = delays(config, 5, 200);
-    let distinct: BTreeSet<Duration> = delays.iter().copied().collect();
+    let sequence = delays(config, 5, 200);
+    let distinct: BTreeSet<Duration> = sequence.iter().copied().collect();
     assert!(distinct.len() > 190, "{} distinct delays", distinct.len());
-    for delay in delays {
+    for delay in sequence {
         assert!(max / 2 <= delay && delay <= max, "{delay:?}");
     }
 }
@@ -100,15 +100,15 @@ fn decorrelated_jitter_grows_at_most_threefold_and_does_not_stick_to_the_cap() {
     let base = Duration::from_secs(1);
     let max = Duration::from_secs(60);
     let config = BackoffConfig::new(base, max).with_jitter(Jitter::Decorrelated);
-    let delays = delays(config, 5, 500);
+    let sequence = delays(config, 5, 500);
     let mut previous = base;
-    for &delay in &delays {
+    for &delay in &sequence {
         assert!(base <= delay && delay <= max.min(previous * 3), "{delay:?}");
         previous = delay;
     }
-    let at_cap = delays.iter().filter(|&&delay| delay == max).count();
+    let at_cap = sequence.iter().filter(|&&delay| delay == max).count();
     assert!(at_cap < 5, "{at_cap} delays at the cap");
-    let distinct: BTreeSet<Duration> = delays.into_iter().collect();
+    let distinct: BTreeSet<Duration> = sequence.into_iter().collect();
     assert!(distinct.len() > 490);
     // From 1 ns, the first range is [1, 3] ns.
     let config = BackoffConfig::new(NS, MAX_DELAY).with_jitter(Jitter::Decorrelated);
@@ -128,7 +128,12 @@ fn decorrelated_jitter_ignores_the_multiplier() {
 
 #[test]
 fn zero_delays_stay_zero_for_every_jitter() {
-    for jitter in [Jitter::None, Jitter::Equal, Jitter::Full, Jitter::Decorrelated] {
+    for jitter in [
+        Jitter::None,
+        Jitter::Equal,
+        Jitter::Full,
+        Jitter::Decorrelated,
+    ] {
         for config in [
             BackoffConfig::zero(),
             BackoffConfig::new(Duration::ZERO, Duration::from_secs(60)),

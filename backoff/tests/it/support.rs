@@ -10,12 +10,12 @@ use backoff::{BackoffAction, BackoffConfig, Jitter, MAX_BREAKER_RETRIES, MAX_DEL
 use proptest::prelude::*;
 
 /// Nanoseconds of a duration known to be at most `MAX_DELAY`.
-pub fn nanos(duration: Duration) -> u64 {
+pub(crate) fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).expect("at most MAX_DELAY")
 }
 
 /// `min(max, base · multiplierⁿ)` in `f64`, the textbook formula.
-pub fn model_exponential(config: &BackoffConfig, attempt: u32) -> f64 {
+pub(crate) fn model_exponential(config: &BackoffConfig, attempt: u32) -> f64 {
     let base = nanos(config.base()) as f64;
     let max = nanos(config.max()) as f64;
     if base == 0.0 {
@@ -28,7 +28,7 @@ pub fn model_exponential(config: &BackoffConfig, attempt: u32) -> f64 {
 /// Asserts that `actual` is the model's exponential up to rounding: 2 ns plus a
 /// relative 10⁻¹² (the model itself has an error of a few units in the last
 /// place of an `f64`).
-pub fn assert_close_to_model(config: &BackoffConfig, attempt: u32, actual: Duration) {
+pub(crate) fn assert_close_to_model(config: &BackoffConfig, attempt: u32, actual: Duration) {
     let model = model_exponential(config, attempt);
     let actual = nanos(actual) as f64;
     let tolerance = 2.0 + model * 1e-12;
@@ -40,14 +40,14 @@ pub fn assert_close_to_model(config: &BackoffConfig, attempt: u32, actual: Durat
 
 /// SplitMix64, written from Vigna's `splitmix64.c`.
 #[derive(Debug, Clone)]
-pub struct ModelRng(u64);
+pub(crate) struct ModelRng(u64);
 
 impl ModelRng {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self(seed)
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -56,7 +56,7 @@ impl ModelRng {
     }
 
     /// The documented draw: `lo + ⌊x · (hi − lo + 1) / 2⁶⁴⌋`, `lo` when `hi ≤ lo`.
-    pub fn in_range(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn in_range(&mut self, lo: u64, hi: u64) -> u64 {
         let x = u128::from(self.next_u64());
         if hi <= lo {
             return lo;
@@ -71,15 +71,15 @@ impl ModelRng {
 /// The un-jittered `d(n)` is taken from `delay_for_attempt`, which `delay.rs`
 /// checks against [`model_exponential`].
 #[derive(Debug, Clone)]
-pub struct ModelSchedule {
+pub(crate) struct ModelSchedule {
     config: BackoffConfig,
     rng: ModelRng,
-    pub attempt: u32,
+    pub(crate) attempt: u32,
     previous: u64,
 }
 
 impl ModelSchedule {
-    pub fn new(config: BackoffConfig, seed: u64) -> Self {
+    pub(crate) fn new(config: BackoffConfig, seed: u64) -> Self {
         Self {
             config,
             rng: ModelRng::new(seed),
@@ -88,7 +88,7 @@ impl ModelSchedule {
         }
     }
 
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let base = nanos(self.config.base());
         let max = nanos(self.config.max());
         let d = nanos(self.config.delay_for_attempt(self.attempt));
@@ -112,7 +112,7 @@ impl ModelSchedule {
         Duration::from_nanos(delay)
     }
 
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.attempt = 0;
         self.previous = nanos(self.config.base());
     }
@@ -120,20 +120,20 @@ impl ModelSchedule {
 
 /// A `BackoffState` as the documentation describes it, with every failure kept.
 #[derive(Debug, Clone)]
-pub struct ModelState {
+pub(crate) struct ModelState {
     config: BackoffConfig,
-    pub schedule: ModelSchedule,
+    pub(crate) schedule: ModelSchedule,
     run_started: Option<Duration>,
     total_delays: Duration,
     active_now: Duration,
     /// The active time of every failure recorded while the circuit was closed.
     failures: Vec<Duration>,
     /// The `failures` of the `CircuitOpen` that opened the circuit.
-    pub open: Option<u32>,
+    pub(crate) open: Option<u32>,
 }
 
 impl ModelState {
-    pub fn new(config: BackoffConfig, seed: u64) -> Self {
+    pub(crate) fn new(config: BackoffConfig, seed: u64) -> Self {
         Self {
             config,
             schedule: ModelSchedule::new(config, seed),
@@ -145,12 +145,12 @@ impl ModelState {
         }
     }
 
-    pub fn record_start(&mut self, now: Duration) {
+    pub(crate) fn record_start(&mut self, now: Duration) {
         self.run_started = Some(now);
     }
 
     /// Failures inside the window as of the last failure.
-    pub fn failures_in_window(&self) -> u32 {
+    pub(crate) fn failures_in_window(&self) -> u32 {
         let Some(breaker) = self.config.circuit_breaker() else {
             return 0;
         };
@@ -162,7 +162,7 @@ impl ModelState {
         u32::try_from(inside).expect("small")
     }
 
-    pub fn next_backoff(&mut self, now: Duration) -> BackoffAction {
+    pub(crate) fn next_backoff(&mut self, now: Duration) -> BackoffAction {
         if let Some(breaker) = self.config.circuit_breaker() {
             if let Some(failures) = self.open {
                 return BackoffAction::CircuitOpen {
@@ -189,13 +189,13 @@ impl ModelState {
         BackoffAction::Retry(delay)
     }
 
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.schedule.reset();
         self.failures.clear();
         self.open = None;
     }
 
-    pub fn maybe_reset_on_cooldown(&mut self, now: Duration) -> bool {
+    pub(crate) fn maybe_reset_on_cooldown(&mut self, now: Duration) -> bool {
         match self.run_started {
             Some(start) if now.saturating_sub(start) >= self.config.cooldown() => {
                 self.schedule.reset();
@@ -207,7 +207,7 @@ impl ModelState {
 }
 
 /// Durations up to `max`, with the edges `0`, `1 ns` and `max` often.
-pub fn duration_up_to(max: Duration) -> impl Strategy<Value = Duration> {
+pub(crate) fn duration_up_to(max: Duration) -> impl Strategy<Value = Duration> {
     let max_nanos = max.as_nanos();
     prop_oneof![
         1 => Just(Duration::ZERO),
@@ -222,7 +222,7 @@ pub fn duration_up_to(max: Duration) -> impl Strategy<Value = Duration> {
 }
 
 /// Any duration at all, `Duration::MAX` included.
-pub fn any_duration() -> impl Strategy<Value = Duration> {
+pub(crate) fn any_duration() -> impl Strategy<Value = Duration> {
     prop_oneof![
         1 => Just(Duration::ZERO),
         1 => Just(Duration::MAX),
@@ -233,7 +233,7 @@ pub fn any_duration() -> impl Strategy<Value = Duration> {
 }
 
 /// Valid multipliers: the edges and the whole range up to 10⁶.
-pub fn multiplier() -> impl Strategy<Value = f64> {
+pub(crate) fn multiplier() -> impl Strategy<Value = f64> {
     prop_oneof![
         1 => Just(1.0),
         1 => Just(1.000_000_1),
@@ -248,7 +248,7 @@ pub fn multiplier() -> impl Strategy<Value = f64> {
 }
 
 /// Every jitter kind.
-pub fn jitter() -> impl Strategy<Value = Jitter> {
+pub(crate) fn jitter() -> impl Strategy<Value = Jitter> {
     prop_oneof![
         Just(Jitter::None),
         Just(Jitter::Equal),
@@ -258,7 +258,7 @@ pub fn jitter() -> impl Strategy<Value = Jitter> {
 }
 
 /// Attempts from 0 to `u32::MAX`, small ones and the edges often.
-pub fn attempt() -> impl Strategy<Value = u32> {
+pub(crate) fn attempt() -> impl Strategy<Value = u32> {
     prop_oneof![
         2 => 0..64_u32,
         1 => Just(u32::MAX),
@@ -268,17 +268,17 @@ pub fn attempt() -> impl Strategy<Value = u32> {
 }
 
 /// Seeds, with `0` and `u64::MAX` often.
-pub fn seed() -> impl Strategy<Value = u64> {
+pub(crate) fn seed() -> impl Strategy<Value = u64> {
     prop_oneof![1 => Just(0), 1 => Just(u64::MAX), 4 => any::<u64>()]
 }
 
 /// `(base, max)` with `base ≤ max ≤ MAX_DELAY`.
-pub fn base_and_max() -> impl Strategy<Value = (Duration, Duration)> {
+pub(crate) fn base_and_max() -> impl Strategy<Value = (Duration, Duration)> {
     duration_up_to(MAX_DELAY).prop_flat_map(|max| (duration_up_to(max), Just(max)))
 }
 
 /// Every valid config (with or without a circuit breaker).
-pub fn valid_config() -> impl Strategy<Value = BackoffConfig> {
+pub(crate) fn valid_config() -> impl Strategy<Value = BackoffConfig> {
     (
         base_and_max(),
         multiplier(),
@@ -303,7 +303,7 @@ pub fn valid_config() -> impl Strategy<Value = BackoffConfig> {
 /// Configs of human scale for event sequences: delays, windows and cooldowns in
 /// whole seconds up to a minute, so that boundaries are hit exactly, with a
 /// circuit breaker most of the time.
-pub fn scaled_config() -> impl Strategy<Value = BackoffConfig> {
+pub(crate) fn scaled_config() -> impl Strategy<Value = BackoffConfig> {
     (
         (0..=10_u64, 0..=60_u64),
         prop_oneof![Just(1.0), Just(1.5), Just(2.0), 1.0..=3.0_f64],
@@ -312,13 +312,11 @@ pub fn scaled_config() -> impl Strategy<Value = BackoffConfig> {
         0..=60_u64,
     )
         .prop_map(|((base, extra), multiplier, jitter, breaker, cooldown)| {
-            let config = BackoffConfig::new(
-                Duration::from_secs(base),
-                Duration::from_secs(base + extra),
-            )
-            .with_multiplier(multiplier)
-            .with_jitter(jitter)
-            .with_cooldown(Duration::from_secs(cooldown));
+            let config =
+                BackoffConfig::new(Duration::from_secs(base), Duration::from_secs(base + extra))
+                    .with_multiplier(multiplier)
+                    .with_jitter(jitter)
+                    .with_cooldown(Duration::from_secs(cooldown));
             match breaker {
                 Some((retries, window)) => {
                     config.with_circuit_breaker(retries, Duration::from_secs(window))
@@ -330,7 +328,7 @@ pub fn scaled_config() -> impl Strategy<Value = BackoffConfig> {
 
 /// One call (or passage of time) in the life of a supervised service.
 #[derive(Debug, Clone)]
-pub enum Event {
+pub(crate) enum Event {
     /// `record_start(now)`.
     Start,
     /// `next_backoff(now)`, then, if `sleep`, `now += delay` on a retry.
@@ -346,7 +344,7 @@ pub enum Event {
 }
 
 /// Event sequences in whole seconds, mostly shaped like a supervisor loop.
-pub fn events() -> impl Strategy<Value = Vec<Event>> {
+pub(crate) fn events() -> impl Strategy<Value = Vec<Event>> {
     let event = prop_oneof![
         4 => Just(Event::Start),
         6 => prop_oneof![4 => Just(true), 1 => Just(false)].prop_map(|sleep| Event::Fail { sleep }),

@@ -350,3 +350,39 @@ async fn last_error_survives_a_healthy_restart() {
     assert_eq!(snap.phase, ServicePhase::Running);
     assert_eq!(snap.last_error.as_deref(), Some("run 1 failed"));
 }
+
+#[derive(Debug)]
+struct PanickingSink;
+
+impl supervisor_core::MetricsSink for PanickingSink {
+    fn phase_changed(&self, service: &str, _from: ServicePhase, to: ServicePhase) {
+        panic!("sink bug while {service} entered {to}");
+    }
+    fn service_terminated(&self, _service: &str, _reason: &TerminationReason, _uptime: Duration) {
+        panic!("sink bug on termination");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_sink_never_takes_a_service_down() {
+    let (sup, rec) =
+        recorded_supervisor(config().with_metrics_sink(std::sync::Arc::new(PanickingSink)));
+    let svc = Scripted::new("robust", RestartPolicy::OnFailure, [Step::Fail(MS)]);
+    sup.spawn_service_with_options(svc.clone(), SpawnOptions::with_backoff(exact_backoff()))
+        .unwrap();
+    advance(Duration::from_secs(1)).await;
+    assert_eq!(svc.starts().len(), 2, "restarted despite the sink");
+    sup.trigger_shutdown();
+    assert!(sup.wait_for_drain().await.is_clean());
+
+    let snap = sup.service_lifecycle("robust").unwrap();
+    assert_eq!(snap.phase, ServicePhase::Terminated);
+    assert_eq!(snap.termination_kind.as_deref(), Some("cancelled"));
+    let m = sup.metrics().snapshot();
+    assert_eq!(
+        (m.active_services, m.terminated_total, m.restarts_total),
+        (0, 1, 1)
+    );
+    // Sinks after the panicking one still get every event.
+    assert_eq!(rec.phases("robust").last(), Some(&ServicePhase::Terminated));
+}

@@ -253,3 +253,74 @@ pub(crate) async fn wait_for_phase(supervisor: &Supervisor, service: &str, phase
 pub(crate) async fn advance(d: Duration) {
     tokio::time::sleep(d).await;
 }
+
+/// A sink that records every event with the instant it was emitted at
+/// (virtual time under a paused clock), under one lock so the order is the
+/// order of emission.
+#[derive(Debug, Default)]
+pub(crate) struct TimedRecorder {
+    events: Mutex<Vec<(Instant, Event)>>,
+    uptimes: Mutex<Vec<(String, Duration)>>,
+}
+
+impl TimedRecorder {
+    pub(crate) fn events(&self) -> Vec<(Instant, Event)> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// The `uptime` of every `service_terminated` event, in order.
+    pub(crate) fn uptimes(&self) -> Vec<(String, Duration)> {
+        self.uptimes.lock().unwrap().clone()
+    }
+
+    fn push(&self, event: Event) {
+        self.events.lock().unwrap().push((Instant::now(), event));
+    }
+}
+
+impl MetricsSink for TimedRecorder {
+    fn service_spawned(&self, service: &str) {
+        self.push(Event::Spawned(service.to_owned()));
+    }
+    fn service_started(&self, service: &str, start_count: u64) {
+        self.push(Event::Started(service.to_owned(), start_count));
+    }
+    fn phase_changed(&self, service: &str, from: ServicePhase, to: ServicePhase) {
+        self.push(Event::Phase(service.to_owned(), from, to));
+    }
+    fn service_failed(&self, service: &str, kind: FailureKind) {
+        self.push(Event::Failed(service.to_owned(), kind));
+    }
+    fn backoff_scheduled(&self, service: &str, delay: Duration) {
+        self.push(Event::Backoff(service.to_owned(), delay));
+    }
+    fn circuit_opened(&self, service: &str, failures: u32, max_retries: u32) {
+        self.push(Event::CircuitOpened(
+            service.to_owned(),
+            failures,
+            max_retries,
+        ));
+    }
+    fn service_terminated(&self, service: &str, reason: &TerminationReason, uptime: Duration) {
+        self.uptimes
+            .lock()
+            .unwrap()
+            .push((service.to_owned(), uptime));
+        self.push(Event::Terminated(service.to_owned(), reason.clone()));
+    }
+}
+
+impl Event {
+    /// The service the event is about.
+    pub(crate) fn service(&self) -> &str {
+        match self {
+            Event::Spawned(name)
+            | Event::Started(name, _)
+            | Event::Phase(name, ..)
+            | Event::Failed(name, _)
+            | Event::Backoff(name, _)
+            | Event::CircuitOpened(name, ..)
+            | Event::Terminated(name, _) => name,
+        }
+    }
+}

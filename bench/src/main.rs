@@ -1,0 +1,685 @@
+//! `supervisor-bench`: the benchmark suite of the workspace, in one run.
+//!
+//! It compares this project's `Supervisor` with raw tokio (`tokio::spawn` + a
+//! child `CancellationToken` + a `TaskTracker`: the physical limit) and, for
+//! start, memory and drain, with tokio-graceful-shutdown (the peer people pick
+//! today). Variants alternate A/B/A/B round by round, so machine drift hits
+//! all of them alike, and every figure is the median of its rounds.
+//!
+//! ```text
+//! cargo xtask bench                        # release build, full run
+//! supervisor-bench --full  [--out PATH]    # default target/bench/latest.md
+//! supervisor-bench --smoke [--out PATH]    # tiny N, seconds; default target/bench/smoke.md
+//! ```
+//!
+//! | # | scenario | figure |
+//! |---|---|---|
+//! | 1 | start N idle services (1k, 10k, 100k) | ns/service until all run |
+//! | 2 | resident memory of 100k idle services | RSS delta ÷ N |
+//! | 3 | drain N idle services | ns/service from the shutdown request |
+//! | 4 | restart cycle: one service failing 1M times, zero backoff | ns/restart |
+//! | 5 | burst: 1k and 100k services failing 10 times at once | ns/restart, and its growth with N |
+//! | 6 | `lifecycle_snapshots()` of 100k services during restarts | latency; restart slowdown |
+//! | 7 | `BackoffState::next_backoff` | ns/call, allocations (the `backoff-alloc` binary) |
+//! | 8 | soak: 1M restarts of one failing service | RSS growth |
+//!
+//! Scenarios 1–3 and 8 run each measurement in a fresh process (this binary
+//! with the hidden `--child` argument); scenario 7 runs `backoff-alloc`, built
+//! next to this binary, whose counting allocator would otherwise slow every
+//! other scenario.
+
+mod fleet;
+mod idle;
+mod measure;
+mod read_path;
+mod report;
+mod restart;
+mod script;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::fleet::Variant;
+use crate::measure::median;
+use crate::report::{Check, Figure, Header, Unit};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        return child_main(&args[1..]);
+    }
+    let mut plan = None;
+    let mut out = None;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--full" => plan = Some(Plan::full()),
+            "--smoke" => plan = Some(Plan::smoke()),
+            "--out" => out = Some(PathBuf::from(rest.next().context("--out needs a path")?)),
+            "--help" | "-h" => {
+                println!("usage: supervisor-bench --full|--smoke [--out PATH]");
+                return Ok(());
+            }
+            other => bail!("unknown argument `{other}`; try --help"),
+        }
+    }
+    let plan = plan.context("say --full or --smoke")?;
+    let out = out.unwrap_or_else(|| default_target_dir().join("bench").join(plan.file));
+    run(&plan, &out)
+}
+
+/// Sizes of one run.
+#[derive(Debug)]
+struct Plan {
+    mode: &'static str,
+    file: &'static str,
+    /// Rounds of every interleaved A/B scenario.
+    rounds: usize,
+    idle_ns: Vec<usize>,
+    memory_n: usize,
+    memory_rounds: usize,
+    restarts: u64,
+    burst_ns: [usize; 2],
+    burst_failures: u64,
+    /// Restarts per burst measurement at least (small N repeat the burst).
+    burst_min_restarts: u64,
+    snapshot_n: usize,
+    snapshot_restarts: u64,
+    backoff_calls: u64,
+    soak_restarts: u64,
+    soak_warm_up: u64,
+    /// The longest any wait may take before the run fails.
+    limit: Duration,
+}
+
+impl Plan {
+    fn full() -> Self {
+        Self {
+            mode: "full",
+            file: "latest.md",
+            rounds: 5,
+            idle_ns: vec![1_000, 10_000, 100_000],
+            memory_n: 100_000,
+            memory_rounds: 3,
+            restarts: 1_000_000,
+            burst_ns: [1_000, 100_000],
+            burst_failures: 10,
+            burst_min_restarts: 1_000_000,
+            snapshot_n: 100_000,
+            snapshot_restarts: 500_000,
+            backoff_calls: 20_000_000,
+            soak_restarts: 1_000_000,
+            soak_warm_up: 100_000,
+            limit: Duration::from_secs(600),
+        }
+    }
+
+    fn smoke() -> Self {
+        Self {
+            mode: "smoke",
+            file: "smoke.md",
+            rounds: 2,
+            idle_ns: vec![100],
+            memory_n: 100,
+            memory_rounds: 1,
+            restarts: 1_000,
+            burst_ns: [10, 100],
+            burst_failures: 10,
+            burst_min_restarts: 1_000,
+            snapshot_n: 100,
+            snapshot_restarts: 1_000,
+            backoff_calls: 10_000,
+            soak_restarts: 1_000,
+            soak_warm_up: 100,
+            limit: Duration::from_secs(60),
+        }
+    }
+
+    /// The N the start, memory and drain targets are about: the largest.
+    fn target_n(&self) -> usize {
+        self.idle_ns.iter().copied().max().unwrap_or(0)
+    }
+}
+
+fn run(plan: &Plan, out: &Path) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let mut figures = Vec::new();
+    figures.extend(idle_figures(plan, &exe)?);
+    figures.push(memory_figure(plan, &exe)?);
+    figures.push(cycle_figure(plan)?);
+    figures.extend(burst_figures(plan)?);
+    figures.extend(read_path_figures(plan)?);
+    figures.extend(backoff_figures(plan, &exe)?);
+    figures.push(soak_figure(plan, &exe)?);
+    // Drains are reported after starts in the table, next to each other.
+    figures.sort_by_key(|figure| scenario_order(figure.scenario));
+
+    let header = Header {
+        mode: plan.mode,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: machine_facts(),
+        notes: notes(plan),
+    };
+    let text = report::markdown(&header, &figures);
+    report::write(out, &text)?;
+    println!("{text}");
+    let missed: Vec<&str> = figures
+        .iter()
+        .filter(|figure| figure.check.as_ref().is_some_and(|check| !check.met))
+        .map(|figure| figure.scenario)
+        .collect();
+    let checked = figures
+        .iter()
+        .filter(|figure| figure.check.is_some())
+        .count();
+    eprintln!(
+        "supervisor-bench: {} of {checked} targets met{}; report written to {}",
+        checked - missed.len(),
+        if missed.is_empty() {
+            String::new()
+        } else {
+            format!(" (missed: {})", missed.join(", "))
+        },
+        out.display()
+    );
+    Ok(())
+}
+
+fn scenario_order(scenario: &str) -> usize {
+    [
+        "start",
+        "memory",
+        "drain",
+        "restart",
+        "burst",
+        "burst_flatness",
+        "snapshot_latency",
+        "snapshot_slowdown",
+        "next_backoff_jitter",
+        "next_backoff_no_jitter",
+        "next_backoff_breaker",
+        "soak",
+    ]
+    .iter()
+    .position(|known| *known == scenario)
+    .unwrap_or(usize::MAX)
+}
+
+/// Scenarios 1 and 3, a fresh process per measurement.
+fn idle_figures(plan: &Plan, exe: &Path) -> Result<Vec<Figure>> {
+    let mut start: BTreeMap<(usize, &str), Vec<f64>> = BTreeMap::new();
+    let mut drain: BTreeMap<(usize, &str), Vec<f64>> = BTreeMap::new();
+    for round in 1..=plan.rounds {
+        for &n in &plan.idle_ns {
+            for variant in Variant::ALL {
+                let result = child(exe, &["lifecycle", variant.as_str(), &n.to_string()], plan)?;
+                let (s, d) = (result["start_ns"], result["drain_ns"]);
+                progress(&format!(
+                    "start/drain n={n} round {round}/{}: {variant} {s:.0} / {d:.0} ns/service",
+                    plan.rounds
+                ));
+                start.entry((n, variant.as_str())).or_default().push(s);
+                drain.entry((n, variant.as_str())).or_default().push(d);
+            }
+        }
+    }
+    let mut figures = Vec::new();
+    for &n in &plan.idle_ns {
+        for (scenario, title, samples) in [
+            (
+                "start",
+                "1 start idle services, ns/service until all run",
+                &start,
+            ),
+            (
+                "drain",
+                "3 drain idle services, ns/service after shutdown",
+                &drain,
+            ),
+        ] {
+            let of = |variant: Variant| median(&samples[&(n, variant.as_str())]);
+            let mut figure = Figure::new(scenario, title, n as u64, Unit::Ns, of(Variant::Project))
+                .raw(of(Variant::Raw))
+                .peer(of(Variant::Peer));
+            if n == plan.target_n() {
+                let ratio = figure.ratio().unwrap_or(f64::NAN);
+                figure = figure.check(Check::ratio_at_most("project ÷ raw", ratio, 1.5));
+            }
+            figures.push(figure);
+        }
+    }
+    Ok(figures)
+}
+
+/// Scenario 2, a fresh process per measurement.
+fn memory_figure(plan: &Plan, exe: &Path) -> Result<Figure> {
+    let n = plan.memory_n;
+    let mut bytes: HashMap<&str, Vec<f64>> = HashMap::new();
+    for round in 1..=plan.memory_rounds {
+        for variant in Variant::ALL {
+            let result = child(exe, &["memory", variant.as_str(), &n.to_string()], plan)?;
+            let per_service = result["bytes_per_service"];
+            progress(&format!(
+                "memory n={n} round {round}/{}: {variant} {per_service:.0} B/service",
+                plan.memory_rounds
+            ));
+            bytes.entry(variant.as_str()).or_default().push(per_service);
+        }
+    }
+    let of = |variant: Variant| median(&bytes[variant.as_str()]);
+    let figure = Figure::new(
+        "memory",
+        "2 resident memory per idle service (RSS delta ÷ N)",
+        n as u64,
+        Unit::Bytes,
+        of(Variant::Project),
+    )
+    .raw(of(Variant::Raw))
+    .peer(of(Variant::Peer));
+    let ratio = figure.ratio().unwrap_or(f64::NAN);
+    Ok(figure.check(Check::ratio_at_most("project ÷ raw", ratio, 2.0)))
+}
+
+/// Scenario 4.
+fn cycle_figure(plan: &Plan) -> Result<Figure> {
+    let mut samples: HashMap<&str, Vec<f64>> = HashMap::new();
+    for round in 1..=plan.rounds {
+        for variant in [Variant::Project, Variant::Raw] {
+            let ns = restart::cycle(variant, plan.restarts, plan.limit)?;
+            progress(&format!(
+                "restart cycle round {round}/{}: {variant} {ns:.0} ns/restart",
+                plan.rounds
+            ));
+            samples.entry(variant.as_str()).or_default().push(ns);
+        }
+    }
+    let of = |variant: Variant| median(&samples[variant.as_str()]);
+    let figure = Figure::new(
+        "restart",
+        "4 restart cycle of one failing service, ns/restart (raw: respawn + await)",
+        plan.restarts,
+        Unit::Ns,
+        of(Variant::Project),
+    )
+    .raw(of(Variant::Raw));
+    let ratio = figure.ratio().unwrap_or(f64::NAN);
+    Ok(figure.check(Check::ratio_at_most("project ÷ raw", ratio, 1.5)))
+}
+
+/// Scenario 5.
+fn burst_figures(plan: &Plan) -> Result<Vec<Figure>> {
+    let mut samples: BTreeMap<(usize, &str), Vec<f64>> = BTreeMap::new();
+    for round in 1..=plan.rounds {
+        for &n in &plan.burst_ns {
+            let per_burst = n as u64 * plan.burst_failures;
+            let reps = plan.burst_min_restarts.div_ceil(per_burst).max(1);
+            for variant in [Variant::Project, Variant::Raw] {
+                let ns = restart::burst(variant, n, plan.burst_failures, reps, plan.limit)?;
+                progress(&format!(
+                    "burst n={n} ×{reps} round {round}/{}: {variant} {ns:.0} ns/restart",
+                    plan.rounds
+                ));
+                samples.entry((n, variant.as_str())).or_default().push(ns);
+            }
+        }
+    }
+    let of = |n: usize, variant: Variant| median(&samples[&(n, variant.as_str())]);
+    let mut figures = Vec::new();
+    for &n in &plan.burst_ns {
+        figures.push(
+            Figure::new(
+                "burst",
+                format!(
+                    "5 burst: all N fail {}× at once, ns/restart",
+                    plan.burst_failures
+                ),
+                n as u64,
+                Unit::Ns,
+                of(n, Variant::Project),
+            )
+            .raw(of(n, Variant::Raw)),
+        );
+    }
+    let [small, large] = plan.burst_ns;
+    let growth = of(large, Variant::Project) / of(small, Variant::Project);
+    let raw_growth = of(large, Variant::Raw) / of(small, Variant::Raw);
+    figures.push(
+        Figure::new(
+            "burst_flatness",
+            format!("5 burst: ns/restart at N={large} vs N={small} (raw grows {raw_growth:.2}×)"),
+            large as u64,
+            Unit::Ns,
+            of(large, Variant::Project),
+        )
+        .check(Check::ratio_at_most(
+            &format!("project N={large} ÷ N={small}"),
+            growth,
+            1.5,
+        ))
+        .extra("small_n", small)
+        .extra("small_ns", format!("{:.1}", of(small, Variant::Project)))
+        .extra("raw_growth", format!("{raw_growth:.3}")),
+    );
+    Ok(figures)
+}
+
+/// Scenario 6.
+fn read_path_figures(plan: &Plan) -> Result<Vec<Figure>> {
+    let n = plan.snapshot_n;
+    let result = read_path::measure(n, plan.snapshot_restarts, plan.rounds, plan.limit)?;
+    progress(&format!(
+        "snapshots n={n}: {} snapshots, median {:.2} ms; restarts alone {:?}, with reader {:?} ns",
+        result.latencies.len(),
+        median(&result.latencies) / 1e6,
+        result.alone.iter().map(|v| v.round()).collect::<Vec<_>>(),
+        result
+            .with_reader
+            .iter()
+            .map(|v| v.round())
+            .collect::<Vec<_>>(),
+    ));
+    let alone = median(&result.alone);
+    let latency = median(&result.latencies);
+    let p99 = measure::quantile(&result.latencies, 0.99);
+    Ok(vec![
+        Figure::new(
+            "snapshot_latency",
+            format!(
+                "6 lifecycle_snapshots() of N services during restarts, latency (p99 {:.1} ms)",
+                p99 / 1e6
+            ),
+            n as u64,
+            Unit::Ns,
+            latency,
+        )
+        .extra("p99_ns", format!("{p99:.0}"))
+        .extra(
+            "max_ns",
+            format!("{:.0}", measure::quantile(&result.latencies, 1.0)),
+        )
+        .extra("snapshots", result.latencies.len())
+        .extra("per_service_ns", format!("{:.1}", latency / n as f64)),
+        Figure::new(
+            "snapshot_slowdown",
+            format!(
+                "6 restart of one service while a thread takes snapshots back to back, ns/restart (alone {alone:.0} ns)"
+            ),
+            n as u64,
+            Unit::Ns,
+            median(&result.with_reader),
+        )
+        .check(Check::ratio_at_most(
+            "with reader ÷ without",
+            result.slowdown(),
+            1.10,
+        ))
+        .extra("alone_ns", format!("{alone:.1}")),
+    ])
+}
+
+/// Scenario 7, through the `backoff-alloc` binary.
+fn backoff_figures(plan: &Plan, exe: &Path) -> Result<Vec<Figure>> {
+    let probe = exe.with_file_name(format!("backoff-alloc{}", std::env::consts::EXE_SUFFIX));
+    ensure!(
+        probe.exists(),
+        "{} is missing: build every binary of the crate (`cargo build -p supervisor-bench --bins`)",
+        probe.display()
+    );
+    let output = Command::new(&probe)
+        .args([plan.backoff_calls.to_string(), plan.rounds.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", probe.display()))?;
+    ensure!(
+        output.status.success(),
+        "backoff-alloc failed: {}",
+        output.status
+    );
+    let mut figures = Vec::new();
+    for result in parse_results(&output.stdout)? {
+        let scenario = match result.get("scenario").map(String::as_str) {
+            Some("next_backoff_jitter") => "next_backoff_jitter",
+            Some("next_backoff_no_jitter") => "next_backoff_no_jitter",
+            Some("next_backoff_breaker") => "next_backoff_breaker",
+            other => bail!("unknown backoff-alloc result {other:?}"),
+        };
+        let number = |key: &str| -> Result<f64> {
+            result
+                .get(key)
+                .with_context(|| format!("backoff-alloc gave no {key}"))?
+                .parse()
+                .with_context(|| format!("backoff-alloc: {key} is not a number"))
+        };
+        let ns = number("ns")?;
+        let allocations = number("allocations")?;
+        let title = result
+            .get("title")
+            .cloned()
+            .unwrap_or_default()
+            .replace('_', " ");
+        progress(&format!(
+            "{title}: {ns:.1} ns/call, {allocations} allocations"
+        ));
+        let check = Check::value_at_most("ns per call", Unit::Ns, ns, 20.0, false).and(
+            allocations == 0.0,
+            &format!("{allocations} allocations"),
+            &format!("{allocations} allocations"),
+        );
+        if plan.mode == "smoke" {
+            // Deterministic, unlike the timings: a regression fails the smoke run.
+            ensure!(allocations == 0.0, "{title}: {allocations} allocations");
+        }
+        figures.push(
+            Figure::new(
+                scenario,
+                format!("7 {title}, ns/call"),
+                number("calls")? as u64,
+                Unit::Ns,
+                ns,
+            )
+            .check(check)
+            .extra("allocations", allocations),
+        );
+    }
+    ensure!(
+        figures.len() == 3,
+        "backoff-alloc gave {} results",
+        figures.len()
+    );
+    Ok(figures)
+}
+
+/// Scenario 8, a fresh process per variant.
+fn soak_figure(plan: &Plan, exe: &Path) -> Result<Figure> {
+    let mut growth = HashMap::new();
+    for variant in [Variant::Project, Variant::Raw] {
+        let result = child(
+            exe,
+            &[
+                "soak",
+                variant.as_str(),
+                &plan.soak_restarts.to_string(),
+                &plan.soak_warm_up.to_string(),
+            ],
+            plan,
+        )?;
+        let bytes = result["growth_bytes"];
+        progress(&format!(
+            "soak {variant}: RSS {:.0} → {:.0} KiB over {} restarts",
+            result["rss_before"] / 1024.0,
+            result["rss_after"] / 1024.0,
+            plan.soak_restarts
+        ));
+        growth.insert(variant.as_str(), bytes);
+    }
+    let project = growth[Variant::Project.as_str()];
+    Ok(Figure::new(
+        "soak",
+        format!(
+            "8 soak: RSS growth over N restarts of one failing service (after {} warm-up restarts)",
+            plan.soak_warm_up
+        ),
+        plan.soak_restarts,
+        Unit::Bytes,
+        project,
+    )
+    .raw(growth[Variant::Raw.as_str()])
+    .check(Check::value_at_most(
+        "RSS growth",
+        Unit::Bytes,
+        project,
+        1024.0 * 1024.0,
+        true,
+    )))
+}
+
+/// The hidden entry point of the fresh processes: `--child <kind> <variant> <args…>`.
+fn child_main(args: &[String]) -> Result<()> {
+    let kind = args.first().context("missing child kind")?;
+    let variant = Variant::parse(args.get(1).context("missing variant")?)?;
+    let count = |index: usize, what: &str| -> Result<u64> {
+        args.get(index)
+            .with_context(|| format!("missing {what}"))?
+            .parse()
+            .with_context(|| format!("{what} is not a count"))
+    };
+    let limit = Duration::from_secs(count(args.len() - 1, "limit")?);
+    let results = match kind.as_str() {
+        "lifecycle" => idle::lifecycle_child(variant, count(2, "n")? as usize, limit)?,
+        "memory" => idle::memory_child(variant, count(2, "n")? as usize, limit)?,
+        "soak" => restart::soak_child(variant, count(2, "restarts")?, count(3, "warm-up")?, limit)?,
+        other => bail!("unknown child kind `{other}`"),
+    };
+    let fields: Vec<String> = results
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    println!("RESULT {}", fields.join(" "));
+    Ok(())
+}
+
+/// Runs this binary as `--child <args…> <limit>`; its numeric results.
+fn child(exe: &Path, args: &[&str], plan: &Plan) -> Result<HashMap<String, f64>> {
+    let output = Command::new(exe)
+        .arg("--child")
+        .args(args)
+        .arg(plan.limit.as_secs().to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot start a child process")?;
+    ensure!(
+        output.status.success(),
+        "child `{}` failed: {}",
+        args.join(" "),
+        output.status
+    );
+    let results = parse_results(&output.stdout)?;
+    let result = results
+        .into_iter()
+        .next()
+        .context("the child printed no RESULT line")?;
+    result
+        .into_iter()
+        .map(|(key, value)| {
+            let number = value
+                .parse()
+                .with_context(|| format!("child result {key}={value} is not a number"))?;
+            Ok((key, number))
+        })
+        .collect()
+}
+
+/// The `RESULT key=value …` lines of a child's output.
+fn parse_results(stdout: &[u8]) -> Result<Vec<HashMap<String, String>>> {
+    let text = String::from_utf8_lossy(stdout);
+    text.lines()
+        .filter_map(|line| line.strip_prefix("RESULT "))
+        .map(|fields| {
+            fields
+                .split_whitespace()
+                .map(|field| {
+                    let (key, value) = field
+                        .split_once('=')
+                        .with_context(|| format!("malformed result field `{field}`"))?;
+                    Ok((key.to_owned(), value.to_owned()))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn progress(message: &str) {
+    eprintln!("  {message}");
+}
+
+/// `$CARGO_TARGET_DIR`, or the workspace's `target/`.
+fn default_target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+            manifest.parent().unwrap_or(manifest).join("target")
+        })
+}
+
+/// CPU, cores, memory, kernel, compiler, profile and runtime.
+fn machine_facts() -> Vec<String> {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let meminfo = read("/proc/meminfo");
+    let memory_kib: u64 = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let rustc = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()))
+        .arg("-V")
+        .output()
+        .ok()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .filter(|version| !version.is_empty())
+        .unwrap_or_else(|| "rustc (version unknown)".to_owned());
+    vec![
+        format!(
+            "machine: {cpu}; {cores} CPUs available; {:.1} GiB RAM; Linux {}",
+            memory_kib as f64 / 1024.0 / 1024.0,
+            read("/proc/sys/kernel/osrelease").trim()
+        ),
+        format!(
+            "build: {rustc}; {} profile",
+            if cfg!(debug_assertions) {
+                "dev (debug assertions on: the figures only show the bench runs)"
+            } else {
+                "release"
+            }
+        ),
+        format!("runtime: {}", measure::RUNTIME),
+    ]
+}
+
+fn notes(plan: &Plan) -> Vec<String> {
+    vec![
+        format!(
+            "Every figure is the median of {} interleaved rounds (project, raw, tgs, project, raw, tgs, …); memory of {}.",
+            plan.rounds, plan.memory_rounds
+        ),
+        "raw = `TaskTracker::spawn` + a child `CancellationToken` per task, no names, no restarts (scenarios 1–3); for restarts, a loop that respawns the run with `tokio::spawn` and awaits it.".to_owned(),
+        "tgs = tokio-graceful-shutdown: one nested subsystem per service under a `Toplevel`, started from its root subsystem.".to_owned(),
+        "Every variant runs the same service body (`Script`); names are made before the clock starts. Start, memory, drain and soak run in a fresh process per measurement.".to_owned(),
+        format!(
+            "Burst: each service's first run waits for a starting gun, then every service fails {}× with zero backoff; timed from the gun to the last service running again; N={} repeats the burst to reach {} restarts per measurement.",
+            plan.burst_failures, plan.burst_ns[0], plan.burst_min_restarts
+        ),
+        "next_backoff: base 100 ms, max 30 s, ×2, `reset()` every 8 calls (a realistic climb); allocations counted by `stats_alloc` in the separate `backoff-alloc` binary, after a warm-up.".to_owned(),
+    ]
+}

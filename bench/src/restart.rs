@@ -1,0 +1,132 @@
+//! Scenarios 4, 5 and 8: the restart cycle of one failing service, a burst of
+//! N services failing and restarting at once, and the soak (RSS before and
+//! after a million restarts).
+//!
+//! The project restarts a service inside its one task; raw tokio respawns the
+//! run as a task and awaits it (the loop the issue names as the baseline).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use tokio_util::sync::CancellationToken;
+
+use crate::fleet::{Fleet, Variant};
+use crate::measure::{Arrivals, now, per, rss_bytes, run_on_worker, runtime};
+use crate::script::{Gate, Script, names};
+
+/// ns per restart of one service that fails `restarts` times in a row.
+pub(crate) fn cycle(variant: Variant, restarts: u64, limit: Duration) -> Result<f64> {
+    let runtime = runtime()?;
+    run_on_worker(&runtime, async move {
+        let done = Arc::new(Arrivals::new(1));
+        let script = Arc::new(Script::failing(restarts, Arc::clone(&done)));
+        let fleet = Fleet::new(variant)?;
+        let started = now();
+        fleet.spawn_restarting(&Arc::from("crasher"), &script)?;
+        done.wait(limit).await?;
+        let elapsed = started.elapsed();
+        check_restarts(&fleet, &[Arc::clone(&script)], restarts)?;
+        fleet.drain(limit).await?;
+        Ok(per(elapsed, restarts))
+    })
+}
+
+/// ns per restart while `n` services, released together, each fail
+/// `failures` times in a row; `reps` bursts, timed from the starting gun to
+/// the last service running again.
+pub(crate) fn burst(
+    variant: Variant,
+    n: usize,
+    failures: u64,
+    reps: u64,
+    limit: Duration,
+) -> Result<f64> {
+    let runtime = runtime()?;
+    let names = names(n);
+    run_on_worker(&runtime, async move {
+        let mut timed = Duration::ZERO;
+        for _ in 0..reps {
+            let ready = Arc::new(Arrivals::new(n));
+            let done = Arc::new(Arrivals::new(n));
+            let gate = Gate {
+                ready: Arc::clone(&ready),
+                go: CancellationToken::new(),
+            };
+            let scripts: Vec<Arc<Script>> = (0..n)
+                .map(|_| {
+                    Arc::new(Script::failing(failures, Arc::clone(&done)).with_gate(gate.clone()))
+                })
+                .collect();
+            let fleet = Fleet::new(variant)?;
+            for (name, script) in names.iter().zip(&scripts) {
+                fleet.spawn_restarting(name, script)?;
+            }
+            ready.wait(limit).await?;
+
+            let released = now();
+            gate.go.cancel();
+            done.wait(limit).await?;
+            timed += released.elapsed();
+
+            check_restarts(&fleet, &scripts, failures)?;
+            fleet.drain(limit).await?;
+        }
+        Ok(per(timed, n as u64 * failures * reps))
+    })
+}
+
+/// Child `soak <variant> <restarts> <warm-up>`: the RSS after `warm-up`
+/// restarts of one failing service, and after `restarts` more.
+pub(crate) fn soak_child(
+    variant: Variant,
+    restarts: u64,
+    warm_up: u64,
+    limit: Duration,
+) -> Result<Vec<(&'static str, f64)>> {
+    let runtime = runtime()?;
+    run_on_worker(&runtime, async move {
+        let mark = Arc::new(Arrivals::new(1));
+        let done = Arc::new(Arrivals::new(1));
+        let total = warm_up + restarts;
+        let script = Arc::new(
+            Script::failing(total, Arc::clone(&done))
+                .with_checkpoint(warm_up + 1, Arc::clone(&mark)),
+        );
+        let fleet = Fleet::new(variant)?;
+        fleet.spawn_restarting(&Arc::from("soak"), &script)?;
+        mark.wait(limit).await?;
+        let before = rss_bytes()?;
+        done.wait(limit).await?;
+        let after = rss_bytes()?;
+        check_restarts(&fleet, &[Arc::clone(&script)], total)?;
+        fleet.drain(limit).await?;
+        Ok(vec![
+            ("growth_bytes", after as f64 - before as f64),
+            ("rss_before", before as f64),
+            ("rss_after", after as f64),
+        ])
+    })
+}
+
+/// Every script ran `restarts + 1` times, and the supervisor counted every
+/// restart.
+fn check_restarts(fleet: &Fleet, scripts: &[Arc<Script>], restarts: u64) -> Result<()> {
+    for script in scripts {
+        ensure!(
+            script.runs() == restarts + 1,
+            "a service ran {} times, expected {}",
+            script.runs(),
+            restarts + 1
+        );
+    }
+    if let Some(supervisor) = fleet.supervisor() {
+        let metrics = supervisor.metrics().snapshot();
+        let expected = scripts.len() as u64 * restarts;
+        ensure!(
+            metrics.restarts_total == expected && metrics.failures_error == expected,
+            "expected {expected} restarts and failures, the supervisor counted {metrics:?}"
+        );
+    }
+    Ok(())
+}

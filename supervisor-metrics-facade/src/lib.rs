@@ -1,0 +1,543 @@
+//! Adapter of the supervisor's [`MetricsSink`] to the [`metrics`] facade: the
+//! same series as `supervisor-prometheus`, recorded through whichever
+//! `metrics` recorder the application installed.
+//!
+//! # Key types
+//!
+//! - [`FacadeSink`]: implements [`MetricsSink`] with `metrics::counter!`,
+//!   `gauge!` and `histogram!`; [`FacadeSink::describe`] registers the help
+//!   text and units of every series.
+//! - [`InvalidPrefix`]: a metric name prefix rejected by
+//!   [`FacadeSink::with_prefix`].
+//!
+//! # Who should depend on this crate
+//!
+//! Applications that already export through a `metrics` recorder
+//! (`metrics-exporter-prometheus`, StatsD, OpenTelemetry bridges, …) and want
+//! the supervisor's series next to their own. To expose to Prometheus directly
+//! with its official client, use `supervisor-prometheus` instead. Like every
+//! adapter, this crate depends on `supervisor-metrics` and `lifecycle`, never
+//! on `supervisor-core` or a runtime.
+//!
+//! # Feature flags
+//!
+//! None. The only external dependency is `metrics` (0.24, default features
+//! off).
+//!
+//! # Series
+//!
+//! With the default prefix `supervisor` (names are passed to the recorder in
+//! full, suffixes included):
+//!
+//! | name | kind | labels | unit |
+//! |------|------|--------|------|
+//! | `supervisor_restarts_total` | counter | `service` | |
+//! | `supervisor_active_services` | gauge | | |
+//! | `supervisor_spawned_total` | counter | | |
+//! | `supervisor_terminated_total` | counter | `service`, `reason` | |
+//! | `supervisor_failures_total` | counter | `service`, `kind` | |
+//! | `supervisor_circuit_breaker_trips_total` | counter | `service` | |
+//! | `supervisor_service_uptime_seconds` | histogram | `service` | seconds |
+//! | `supervisor_service_phase` | gauge | `service`, `phase` | |
+//! | `supervisor_backoff_delay_seconds` | gauge | `service` | seconds |
+//!
+//! Label values are [`ServicePhase::as_str`], [`FailureKind::as_str`] and
+//! [`TerminationReason::kind`]. Bucketing the histogram is the recorder's
+//! business.
+//!
+//! # Handles and recorders
+//!
+//! The per-service handles are registered with the recorder current when the
+//! sink first hears of the service (normally at `service_spawned`) and kept,
+//! so later events are a map look-up and an atomic update. Install the
+//! recorder before spawning services. The `metrics` facade has no way to
+//! delete a series: at `service_removed` the sink drops its handles, and
+//! recorders that support it (for example an idle timeout) expire the series.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use supervisor_metrics::MetricsSink;
+//! use supervisor_metrics_facade::FacadeSink;
+//!
+//! // After installing a recorder, e.g. `metrics_exporter_prometheus::PrometheusBuilder`:
+//! let sink = FacadeSink::new();
+//! sink.describe();
+//! let sink: Arc<dyn MetricsSink> = Arc::new(sink);
+//! // `SupervisorConfig::default().with_metrics_sink(Arc::clone(&sink))` in
+//! // supervisor-core; events can also be sent by hand:
+//! sink.service_spawned("feed");
+//! sink.service_started("feed", 2);
+//! ```
+//!
+//! [`ServicePhase::as_str`]: supervisor_metrics::ServicePhase::as_str
+//! [`FailureKind::as_str`]: supervisor_metrics::FailureKind::as_str
+//! [`TerminationReason::kind`]: supervisor_metrics::TerminationReason::kind
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram, SharedString, Unit};
+use supervisor_metrics::{FailureKind, MetricsSink, ServicePhase, TerminationReason};
+
+/// The metric name prefix used by [`FacadeSink::new`].
+pub const DEFAULT_PREFIX: &str = "supervisor";
+
+/// A [`MetricsSink`] that records every supervisor event through the
+/// [`metrics`] facade.
+///
+/// See the [crate documentation](crate) for the series and for when handles
+/// are bound to a recorder.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_metrics::{FailureKind, MetricsSink};
+/// use supervisor_metrics_facade::FacadeSink;
+///
+/// let sink = FacadeSink::new();
+/// // Without a recorder every update goes to the facade's no-op recorder.
+/// sink.service_spawned("feed");
+/// sink.service_failed("feed", FailureKind::Error);
+/// ```
+pub struct FacadeSink {
+    names: Names,
+    services: RwLock<HashMap<Arc<str>, ServiceHandles>>,
+}
+
+impl FacadeSink {
+    /// A sink whose series are named `supervisor_*`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_metrics_facade::FacadeSink;
+    ///
+    /// assert_eq!(FacadeSink::new().prefix(), "supervisor");
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_valid_prefix(DEFAULT_PREFIX)
+    }
+
+    /// A sink whose series are named `<prefix>_*`, for example to tell two
+    /// supervisors of one process apart.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidPrefix`] if `prefix` is empty, starts with a digit or with
+    /// `__` (reserved by Prometheus), or holds a character other than an ASCII
+    /// letter, digit or `_`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_metrics_facade::FacadeSink;
+    ///
+    /// let sink = FacadeSink::with_prefix("ingest")?;
+    /// assert_eq!(sink.prefix(), "ingest");
+    /// assert!(FacadeSink::with_prefix("in-gest").is_err());
+    /// # Ok::<(), supervisor_metrics_facade::InvalidPrefix>(())
+    /// ```
+    pub fn with_prefix(prefix: &str) -> Result<Self, InvalidPrefix> {
+        validate_prefix(prefix)?;
+        Ok(Self::with_valid_prefix(prefix))
+    }
+
+    fn with_valid_prefix(prefix: &str) -> Self {
+        FacadeSink {
+            names: Names::new(prefix),
+            services: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The metric name prefix.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.names.prefix
+    }
+
+    /// Describes every series (help text, and unit for the two in seconds) to
+    /// the current recorder, so exporters can print `# HELP` lines.
+    ///
+    /// Call it once, after installing the recorder and before the first
+    /// event; calling it again only repeats the descriptions.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_metrics_facade::FacadeSink;
+    ///
+    /// let sink = FacadeSink::new();
+    /// // metrics::set_global_recorder(recorder)?;
+    /// sink.describe();
+    /// ```
+    pub fn describe(&self) {
+        let names = &self.names;
+        metrics::describe_counter!(
+            names.restarts.clone(),
+            "Runs of a service started after its first run (restarts after a failure or a clean exit)."
+        );
+        metrics::describe_gauge!(
+            names.active_services.clone(),
+            "Services spawned and not yet terminated."
+        );
+        metrics::describe_counter!(
+            names.spawned.clone(),
+            "Services spawned; restarts are not spawns."
+        );
+        metrics::describe_counter!(
+            names.terminated.clone(),
+            "Services that reached the terminated phase, by termination reason."
+        );
+        metrics::describe_counter!(
+            names.failures.clone(),
+            "Failed runs of a service, by kind: error, panic or timeout (aborted at shutdown)."
+        );
+        metrics::describe_counter!(
+            names.circuit_breaker_trips.clone(),
+            "Circuit breakers that opened: the service is not restarted again."
+        );
+        metrics::describe_histogram!(
+            names.uptime.clone(),
+            Unit::Seconds,
+            "Cumulative time a service spent running over all its runs, observed when it terminates."
+        );
+        metrics::describe_gauge!(
+            names.phase.clone(),
+            "Current lifecycle phase of a service: 1 for the current phase, 0 for the others."
+        );
+        metrics::describe_gauge!(
+            names.backoff_delay.clone(),
+            Unit::Seconds,
+            "Delay before the last scheduled restart of a service."
+        );
+    }
+
+    /// The number of services the sink currently holds handles for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_metrics::MetricsSink;
+    /// use supervisor_metrics_facade::FacadeSink;
+    ///
+    /// let sink = FacadeSink::new();
+    /// sink.service_spawned("feed");
+    /// assert_eq!(sink.tracked_services(), 1);
+    /// sink.service_removed("feed");
+    /// assert_eq!(sink.tracked_services(), 0);
+    /// ```
+    #[must_use]
+    pub fn tracked_services(&self) -> usize {
+        self.services
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Runs `update` on the handles of `service`, registering them first if
+    /// the sink has not heard of the service yet.
+    fn with_handles(&self, service: &str, update: impl FnOnce(&ServiceHandles)) {
+        {
+            let services = self.services.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(handles) = services.get(service) {
+                update(handles);
+                return;
+            }
+        }
+        let mut services = self
+            .services
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let handles = services
+            .entry(Arc::from(service))
+            .or_insert_with_key(|name| ServiceHandles::new(&self.names, Arc::clone(name)));
+        update(handles);
+    }
+
+    fn active_services(&self) -> Gauge {
+        metrics::gauge!(self.names.active_services.clone())
+    }
+}
+
+impl Default for FacadeSink {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for FacadeSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FacadeSink")
+            .field("prefix", &self.prefix())
+            .field("tracked_services", &self.tracked_services())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetricsSink for FacadeSink {
+    fn service_spawned(&self, service: &str) {
+        metrics::counter!(self.names.spawned.clone()).increment(1);
+        self.with_handles(service, |handles| {
+            if !handles.active.swap(true, Ordering::AcqRel) {
+                self.active_services().increment(1.0);
+            }
+            handles.set_phase(ServicePhase::Starting);
+        });
+    }
+
+    fn service_started(&self, service: &str, start_count: u64) {
+        if start_count <= 1 {
+            return;
+        }
+        self.with_handles(service, |handles| handles.restarts.increment(1));
+    }
+
+    fn phase_changed(&self, service: &str, _from: ServicePhase, to: ServicePhase) {
+        self.with_handles(service, |handles| handles.set_phase(to));
+    }
+
+    fn service_failed(&self, service: &str, kind: FailureKind) {
+        self.with_handles(service, |handles| {
+            match handles.failures.iter().find(|(known, _)| *known == kind) {
+                Some((_, counter)) => counter.increment(1),
+                // A kind added to the enum but not to `FailureKind::ALL`.
+                None => metrics::counter!(
+                    self.names.failures.clone(),
+                    "service" => handles.service.clone(),
+                    "kind" => kind.as_str()
+                )
+                .increment(1),
+            }
+        });
+    }
+
+    fn backoff_scheduled(&self, service: &str, delay: Duration) {
+        self.with_handles(service, |handles| {
+            handles.backoff_delay.set(delay.as_secs_f64())
+        });
+    }
+
+    fn circuit_opened(&self, service: &str, _failures: u32, _max_retries: u32) {
+        self.with_handles(service, |handles| {
+            handles.circuit_breaker_trips.increment(1)
+        });
+    }
+
+    fn service_terminated(&self, service: &str, reason: &TerminationReason, uptime: Duration) {
+        self.with_handles(service, |handles| {
+            metrics::counter!(
+                self.names.terminated.clone(),
+                "service" => handles.service.clone(),
+                "reason" => reason.kind()
+            )
+            .increment(1);
+            handles.uptime.record(uptime.as_secs_f64());
+            handles.set_phase(ServicePhase::Terminated);
+            if handles.active.swap(false, Ordering::AcqRel) {
+                self.active_services().decrement(1.0);
+            }
+        });
+    }
+
+    fn service_removed(&self, service: &str) {
+        let removed = self
+            .services
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(service);
+        if let Some(handles) = removed {
+            // A service removed before it terminated breaks the delivery
+            // contract; keep the gauge consistent anyway.
+            if handles.active.swap(false, Ordering::AcqRel) {
+                self.active_services().decrement(1.0);
+            }
+        }
+    }
+}
+
+/// A metric name prefix rejected by [`FacadeSink::with_prefix`].
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_metrics_facade::FacadeSink;
+///
+/// let error = FacadeSink::with_prefix("9lives").unwrap_err();
+/// assert_eq!(error.prefix(), "9lives");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidPrefix {
+    prefix: String,
+}
+
+impl InvalidPrefix {
+    /// The rejected prefix.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+impl fmt::Display for InvalidPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid metric prefix `{}`: expected an ASCII letter or `_` followed by ASCII letters, \
+             digits or `_`, not starting with `__`",
+            self.prefix
+        )
+    }
+}
+
+impl std::error::Error for InvalidPrefix {}
+
+fn validate_prefix(prefix: &str) -> Result<(), InvalidPrefix> {
+    let mut chars = prefix.chars();
+    let valid_start =
+        matches!(chars.next(), Some(first) if first.is_ascii_alphabetic() || first == '_');
+    let valid_rest = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid_start && valid_rest && !prefix.starts_with("__") {
+        return Ok(());
+    }
+    Err(InvalidPrefix {
+        prefix: prefix.to_owned(),
+    })
+}
+
+/// Full metric names, shared (`Arc`) so handing one to a macro clones a
+/// pointer, not the string.
+#[derive(Debug)]
+struct Names {
+    prefix: String,
+    restarts: SharedString,
+    active_services: SharedString,
+    spawned: SharedString,
+    terminated: SharedString,
+    failures: SharedString,
+    circuit_breaker_trips: SharedString,
+    uptime: SharedString,
+    phase: SharedString,
+    backoff_delay: SharedString,
+}
+
+impl Names {
+    fn new(prefix: &str) -> Self {
+        let name =
+            |suffix: &str| SharedString::from(Arc::<str>::from(format!("{prefix}_{suffix}")));
+        Names {
+            prefix: prefix.to_owned(),
+            restarts: name("restarts_total"),
+            active_services: name("active_services"),
+            spawned: name("spawned_total"),
+            terminated: name("terminated_total"),
+            failures: name("failures_total"),
+            circuit_breaker_trips: name("circuit_breaker_trips_total"),
+            uptime: name("service_uptime_seconds"),
+            phase: name("service_phase"),
+            backoff_delay: name("backoff_delay_seconds"),
+        }
+    }
+}
+
+/// The handles of one service, registered once.
+#[derive(Debug)]
+struct ServiceHandles {
+    /// The `service` label value.
+    service: SharedString,
+    /// Spawned and not yet terminated: the service counts in `active_services`.
+    active: AtomicBool,
+    restarts: Counter,
+    circuit_breaker_trips: Counter,
+    uptime: Histogram,
+    backoff_delay: Gauge,
+    /// One gauge per entry of `ServicePhase::ALL`.
+    phases: Vec<(ServicePhase, Gauge)>,
+    /// One counter per entry of `FailureKind::ALL`.
+    failures: Vec<(FailureKind, Counter)>,
+}
+
+impl ServiceHandles {
+    fn new(names: &Names, service: Arc<str>) -> Self {
+        let service = SharedString::from(service);
+        let phases = ServicePhase::ALL
+            .iter()
+            .map(|&phase| {
+                let gauge = metrics::gauge!(
+                    names.phase.clone(),
+                    "service" => service.clone(),
+                    "phase" => phase.as_str()
+                );
+                (phase, gauge)
+            })
+            .collect();
+        let failures = FailureKind::ALL
+            .iter()
+            .map(|&kind| {
+                let counter = metrics::counter!(
+                    names.failures.clone(),
+                    "service" => service.clone(),
+                    "kind" => kind.as_str()
+                );
+                (kind, counter)
+            })
+            .collect();
+        ServiceHandles {
+            restarts: metrics::counter!(names.restarts.clone(), "service" => service.clone()),
+            circuit_breaker_trips: metrics::counter!(
+                names.circuit_breaker_trips.clone(),
+                "service" => service.clone()
+            ),
+            uptime: metrics::histogram!(names.uptime.clone(), "service" => service.clone()),
+            backoff_delay: metrics::gauge!(names.backoff_delay.clone(), "service" => service.clone()),
+            active: AtomicBool::new(false),
+            phases,
+            failures,
+            service,
+        }
+    }
+
+    fn set_phase(&self, current: ServicePhase) {
+        // Raise the new phase before lowering the others, so a concurrent
+        // export never sees a service without a phase.
+        for (phase, gauge) in &self.phases {
+            if *phase == current {
+                gauge.set(1.0);
+            }
+        }
+        for (phase, gauge) in &self.phases {
+            if *phase != current {
+                gauge.set(0.0);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_follow_the_metric_name_grammar() {
+        for valid in ["supervisor", "_x", "a1_b2", "A"] {
+            assert_eq!(validate_prefix(valid), Ok(()), "{valid}");
+        }
+        for invalid in ["", "1a", "__reserved", "a-b", "a:b", "a b", "é"] {
+            assert!(validate_prefix(invalid).is_err(), "{invalid}");
+        }
+    }
+
+    #[test]
+    fn names_carry_the_prefix_and_their_suffixes() {
+        let names = Names::new("ingest");
+        assert_eq!(&*names.restarts, "ingest_restarts_total");
+        assert_eq!(&*names.uptime, "ingest_service_uptime_seconds");
+        assert_eq!(&*names.backoff_delay, "ingest_backoff_delay_seconds");
+    }
+}

@@ -1,0 +1,663 @@
+//! [`PrometheusSink`]: the [`MetricsSink`] that keeps prometheus-client metric
+//! families up to date.
+//!
+//! # Invariants
+//!
+//! 1. Every per-service series of a service is created together, when the sink
+//!    first hears of the service (normally at `service_spawned`), and removed
+//!    together at `service_removed`: label cardinality is bounded by the number
+//!    of services the supervisor holds.
+//! 2. The hot path (every event but spawn, termination and removal) takes a
+//!    read lock on the name map, looks the service up by `&str` and updates
+//!    atomics: no allocation, no write lock.
+//! 3. `active_services` counts the services whose `active` flag is set; the
+//!    flag flips on at spawn and off at termination (or removal), and only the
+//!    flip moves the gauge, so a repeated or missing event never drifts it.
+//! 4. No method panics: lock poisoning is ignored (no code path panics while
+//!    holding a lock, and the protected data stays consistent anyway).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use supervisor_metrics::{FailureKind, MetricsSink, ServicePhase, TerminationReason};
+
+/// The metric name prefix used by [`PrometheusSink::register`].
+pub const DEFAULT_PREFIX: &str = "supervisor";
+
+/// Upper bounds, in seconds, of the buckets of `supervisor_service_uptime_seconds`.
+///
+/// Roughly exponential from one second to one week, on boundaries people read
+/// at a glance: 1 s, 10 s, 1 min, 5 min, 15 min, 1 h, 6 h, 1 day, 1 week. The
+/// `+Inf` bucket is implicit.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_prometheus::UPTIME_BUCKETS_SECONDS;
+///
+/// assert_eq!(UPTIME_BUCKETS_SECONDS.first(), Some(&1.0));
+/// assert_eq!(UPTIME_BUCKETS_SECONDS.last(), Some(&(7.0 * 24.0 * 3600.0)));
+/// assert!(UPTIME_BUCKETS_SECONDS.windows(2).all(|pair| pair[0] < pair[1]));
+/// ```
+pub const UPTIME_BUCKETS_SECONDS: [f64; 9] = [
+    1.0, 10.0, 60.0, 300.0, 900.0, 3_600.0, 21_600.0, 86_400.0, 604_800.0,
+];
+
+/// A [`MetricsSink`] that writes every supervisor event to metric families
+/// registered in a prometheus-client [`Registry`].
+///
+/// Create it with [`register`](Self::register) (prefix `supervisor`) or
+/// [`register_with_prefix`](Self::register_with_prefix), then render the
+/// registry with [`render`](crate::render) or serve it with the `server`
+/// feature. The sink is `Send + Sync`; share it as `Arc<PrometheusSink>` or
+/// `Arc<dyn MetricsSink>`. The registry holds its own handles to the same
+/// series, so it can be moved into an `Arc` for the exporter after
+/// registration.
+///
+/// # Series
+///
+/// With the default prefix (`<p>` below is the prefix):
+///
+/// | series | type | labels | meaning |
+/// |--------|------|--------|---------|
+/// | `<p>_restarts_total` | counter | `service` | runs started after the first one |
+/// | `<p>_active_services` | gauge | | services spawned and not yet terminated |
+/// | `<p>_spawned_total` | counter | | services spawned (restarts are not spawns) |
+/// | `<p>_terminated_total` | counter | `service`, `reason` | terminations, by [`TerminationReason::kind`] |
+/// | `<p>_failures_total` | counter | `service`, `kind` | failed runs, by [`FailureKind::as_str`] |
+/// | `<p>_circuit_breaker_trips_total` | counter | `service` | circuit breakers that opened |
+/// | `<p>_service_uptime_seconds` | histogram | `service` | cumulative running time, observed at termination ([`UPTIME_BUCKETS_SECONDS`]) |
+/// | `<p>_service_phase` | gauge | `service`, `phase` | 1 for the current [`ServicePhase`], 0 for the others |
+/// | `<p>_backoff_delay_seconds` | gauge | `service` | delay of the last scheduled restart |
+///
+/// Per-service series are created with value zero when the service is
+/// spawned (so `rate()` and alerts see them from the start), except
+/// `terminated_total`, whose `reason` series appear at termination. They are
+/// all removed at `service_removed`, so the number of series is bounded by the
+/// number of services. A family without any series (before the first spawn,
+/// or `terminated_total` before the first termination) is left out of the
+/// exposition entirely, `# HELP` line included: prometheus-client skips empty
+/// families. The one-hot phase gauge is updated one series at a time: a
+/// scrape racing a transition may see both phases at 1 for an instant.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// use prometheus_client::registry::Registry;
+/// use supervisor_metrics::{MetricsSink, TerminationReason};
+/// use supervisor_prometheus::{PrometheusSink, render};
+///
+/// let mut registry = Registry::default();
+/// let sink: Arc<dyn MetricsSink> = Arc::new(PrometheusSink::register(&mut registry));
+///
+/// sink.service_spawned("feed");
+/// sink.service_started("feed", 1);
+/// sink.service_started("feed", 2);
+/// sink.service_terminated("feed", &TerminationReason::Completed, Duration::from_secs(5));
+///
+/// let text = render(&registry)?;
+/// assert!(text.contains("supervisor_restarts_total{service=\"feed\"} 1\n"));
+/// assert!(text.contains("supervisor_terminated_total{service=\"feed\",reason=\"completed\"} 1\n"));
+/// assert!(text.contains("supervisor_active_services 0\n"));
+/// # Ok::<(), std::fmt::Error>(())
+/// ```
+pub struct PrometheusSink {
+    prefix: String,
+    families: Families,
+    services: RwLock<HashMap<Arc<str>, ServiceSeries>>,
+}
+
+impl PrometheusSink {
+    /// Registers the sink's metric families in `registry` under the prefix
+    /// [`DEFAULT_PREFIX`] (`supervisor`).
+    ///
+    /// Registering twice in the same registry with the same prefix exposes
+    /// every family twice, which scrapers reject: register once and share the
+    /// sink.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use prometheus_client::registry::Registry;
+    /// use supervisor_metrics::MetricsSink;
+    /// use supervisor_prometheus::{PrometheusSink, render};
+    ///
+    /// let mut registry = Registry::default();
+    /// let sink = PrometheusSink::register(&mut registry);
+    /// sink.service_spawned("feed");
+    ///
+    /// assert!(render(&registry)?.contains("supervisor_spawned_total 1\n"));
+    /// # Ok::<(), std::fmt::Error>(())
+    /// ```
+    #[must_use = "the sink is the only handle that updates the registered series"]
+    pub fn register(registry: &mut Registry) -> Self {
+        Self::register_unchecked(registry, DEFAULT_PREFIX)
+    }
+
+    /// Registers the sink's metric families in `registry` under `prefix`
+    /// instead of `supervisor`, for example to run two supervisors in one
+    /// process.
+    ///
+    /// The prefix is joined to the names with `_`, after any prefix `registry`
+    /// itself carries.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidPrefix`] if `prefix` is empty, starts with a digit or with
+    /// `__` (reserved by Prometheus), or holds a character other than an ASCII
+    /// letter, digit or `_`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use prometheus_client::registry::Registry;
+    /// use supervisor_metrics::MetricsSink;
+    /// use supervisor_prometheus::{PrometheusSink, render};
+    ///
+    /// let mut registry = Registry::default();
+    /// let sink = PrometheusSink::register_with_prefix(&mut registry, "ingest")?;
+    /// sink.service_spawned("feed");
+    /// assert!(render(&registry)?.contains("ingest_spawned_total 1\n"));
+    ///
+    /// let error = PrometheusSink::register_with_prefix(&mut registry, "my-app").unwrap_err();
+    /// assert_eq!(error.prefix(), "my-app");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn register_with_prefix(
+        registry: &mut Registry,
+        prefix: &str,
+    ) -> Result<Self, InvalidPrefix> {
+        validate_prefix(prefix)?;
+        Ok(Self::register_unchecked(registry, prefix))
+    }
+
+    /// The metric name prefix this sink registered its families under.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use prometheus_client::registry::Registry;
+    /// use supervisor_prometheus::PrometheusSink;
+    ///
+    /// let sink = PrometheusSink::register(&mut Registry::default());
+    /// assert_eq!(sink.prefix(), "supervisor");
+    /// ```
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The number of services the sink currently holds series for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use prometheus_client::registry::Registry;
+    /// use supervisor_metrics::MetricsSink;
+    /// use supervisor_prometheus::PrometheusSink;
+    ///
+    /// let sink = PrometheusSink::register(&mut Registry::default());
+    /// sink.service_spawned("feed");
+    /// sink.service_spawned("index");
+    /// sink.service_removed("feed");
+    /// assert_eq!(sink.tracked_services(), 1);
+    /// ```
+    #[must_use]
+    pub fn tracked_services(&self) -> usize {
+        self.services
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    fn register_unchecked(registry: &mut Registry, prefix: &str) -> Self {
+        let families = Families::default();
+        families.register(registry.sub_registry_with_prefix(prefix));
+        PrometheusSink {
+            prefix: prefix.to_owned(),
+            families,
+            services: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Runs `update` on the series of `service`, creating them first if the
+    /// sink has not heard of the service yet (a sink added after the spawn).
+    fn with_series(&self, service: &str, update: impl FnOnce(&ServiceSeries)) {
+        {
+            let services = self.services.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(series) = services.get(service) {
+                update(series);
+                return;
+            }
+        }
+        let mut services = self
+            .services
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let series = services
+            .entry(Arc::from(service))
+            .or_insert_with_key(|name| ServiceSeries::new(&self.families, Arc::clone(name)));
+        update(series);
+    }
+}
+
+impl fmt::Debug for PrometheusSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrometheusSink")
+            .field("prefix", &self.prefix)
+            .field("tracked_services", &self.tracked_services())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetricsSink for PrometheusSink {
+    fn service_spawned(&self, service: &str) {
+        self.families.spawned.inc();
+        self.with_series(service, |series| {
+            if !series.active.swap(true, Ordering::AcqRel) {
+                self.families.active_services.inc();
+            }
+            series.set_phase(ServicePhase::Starting);
+        });
+    }
+
+    fn service_started(&self, service: &str, start_count: u64) {
+        if start_count <= 1 {
+            return;
+        }
+        self.with_series(service, |series| {
+            series.restarts.inc();
+        });
+    }
+
+    fn phase_changed(&self, service: &str, _from: ServicePhase, to: ServicePhase) {
+        self.with_series(service, |series| series.set_phase(to));
+    }
+
+    fn service_failed(&self, service: &str, kind: FailureKind) {
+        self.with_series(service, |series| {
+            series.record_failure(&self.families, kind)
+        });
+    }
+
+    fn backoff_scheduled(&self, service: &str, delay: Duration) {
+        self.with_series(service, |series| {
+            series.backoff_delay.set(delay.as_secs_f64());
+        });
+    }
+
+    fn circuit_opened(&self, service: &str, _failures: u32, _max_retries: u32) {
+        self.with_series(service, |series| {
+            series.circuit_breaker_trips.inc();
+        });
+    }
+
+    fn service_terminated(&self, service: &str, reason: &TerminationReason, uptime: Duration) {
+        self.with_series(service, |series| {
+            series.record_termination(&self.families, reason.kind());
+            series.uptime.observe(uptime.as_secs_f64());
+            series.set_phase(ServicePhase::Terminated);
+            if series.active.swap(false, Ordering::AcqRel) {
+                self.families.active_services.dec();
+            }
+        });
+    }
+
+    fn service_removed(&self, service: &str) {
+        let removed = self
+            .services
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(service);
+        let Some(series) = removed else {
+            return;
+        };
+        // Removing a service that never terminated breaks the delivery
+        // contract; keep the gauge consistent with the series that remain.
+        if series.active.swap(false, Ordering::AcqRel) {
+            self.families.active_services.dec();
+        }
+        series.remove_from(&self.families);
+    }
+}
+
+/// A metric name prefix rejected by [`PrometheusSink::register_with_prefix`].
+///
+/// # Examples
+///
+/// ```
+/// use prometheus_client::registry::Registry;
+/// use supervisor_prometheus::PrometheusSink;
+///
+/// let error = PrometheusSink::register_with_prefix(&mut Registry::default(), "").unwrap_err();
+/// assert_eq!(error.prefix(), "");
+/// assert_eq!(
+///     error.to_string(),
+///     "invalid metric prefix ``: expected an ASCII letter or `_` followed by ASCII letters, digits \
+///      or `_`, not starting with `__`"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidPrefix {
+    prefix: String,
+}
+
+impl InvalidPrefix {
+    /// The rejected prefix.
+    #[must_use]
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+impl fmt::Display for InvalidPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid metric prefix `{}`: expected an ASCII letter or `_` followed by ASCII letters, \
+             digits or `_`, not starting with `__`",
+            self.prefix
+        )
+    }
+}
+
+impl std::error::Error for InvalidPrefix {}
+
+fn validate_prefix(prefix: &str) -> Result<(), InvalidPrefix> {
+    let mut chars = prefix.chars();
+    let valid_start =
+        matches!(chars.next(), Some(first) if first.is_ascii_alphabetic() || first == '_');
+    let valid_rest = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid_start && valid_rest && !prefix.starts_with("__") {
+        return Ok(());
+    }
+    Err(InvalidPrefix {
+        prefix: prefix.to_owned(),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ServiceLabels {
+    service: Arc<str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TerminationLabels {
+    service: Arc<str>,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FailureLabels {
+    service: Arc<str>,
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PhaseLabels {
+    service: Arc<str>,
+    phase: &'static str,
+}
+
+/// A gauge holding an `f64`, stored as its bits in an `AtomicU64`.
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The constructor of the uptime histograms: a `fn` pointer, so the family
+/// type can be named.
+type HistogramConstructor = fn() -> Histogram;
+
+fn uptime_histogram() -> Histogram {
+    Histogram::new(UPTIME_BUCKETS_SECONDS)
+}
+
+/// Every family the sink registers; clones share their storage with the
+/// copies boxed in the registry.
+#[derive(Debug)]
+struct Families {
+    restarts: Family<ServiceLabels, Counter>,
+    active_services: Gauge,
+    spawned: Counter,
+    terminated: Family<TerminationLabels, Counter>,
+    failures: Family<FailureLabels, Counter>,
+    circuit_breaker_trips: Family<ServiceLabels, Counter>,
+    uptime: Family<ServiceLabels, Histogram, HistogramConstructor>,
+    phase: Family<PhaseLabels, Gauge>,
+    backoff_delay: Family<ServiceLabels, FloatGauge>,
+}
+
+impl Default for Families {
+    fn default() -> Self {
+        Families {
+            restarts: Family::default(),
+            active_services: Gauge::default(),
+            spawned: Counter::default(),
+            terminated: Family::default(),
+            failures: Family::default(),
+            circuit_breaker_trips: Family::default(),
+            uptime: Family::new_with_constructor(uptime_histogram),
+            phase: Family::default(),
+            backoff_delay: Family::default(),
+        }
+    }
+}
+
+impl Families {
+    /// Registers a clone of every family. Counter names carry no `_total`:
+    /// the encoder appends it. Units are appended as `_seconds`. The encoder
+    /// appends a full stop to each help text.
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "restarts",
+            "Runs of a service started after its first run (restarts after a failure or a clean exit)",
+            self.restarts.clone(),
+        );
+        registry.register(
+            "active_services",
+            "Services spawned and not yet terminated",
+            self.active_services.clone(),
+        );
+        registry.register(
+            "spawned",
+            "Services spawned; restarts are not spawns",
+            self.spawned.clone(),
+        );
+        registry.register(
+            "terminated",
+            "Services that reached the terminated phase, by termination reason",
+            self.terminated.clone(),
+        );
+        registry.register(
+            "failures",
+            "Failed runs of a service, by kind: error, panic or timeout (aborted at shutdown)",
+            self.failures.clone(),
+        );
+        registry.register(
+            "circuit_breaker_trips",
+            "Circuit breakers that opened: the service is not restarted again",
+            self.circuit_breaker_trips.clone(),
+        );
+        registry.register_with_unit(
+            "service_uptime",
+            "Cumulative time a service spent running over all its runs, observed when it terminates",
+            Unit::Seconds,
+            self.uptime.clone(),
+        );
+        registry.register(
+            "service_phase",
+            "Current lifecycle phase of a service: 1 for the current phase, 0 for the others",
+            self.phase.clone(),
+        );
+        registry.register_with_unit(
+            "backoff_delay",
+            "Delay before the last scheduled restart of a service",
+            Unit::Seconds,
+            self.backoff_delay.clone(),
+        );
+    }
+}
+
+/// Handles to every series of one service, created once.
+#[derive(Debug)]
+struct ServiceSeries {
+    labels: ServiceLabels,
+    /// Spawned and not yet terminated: the service counts in `active_services`.
+    active: AtomicBool,
+    restarts: Counter,
+    circuit_breaker_trips: Counter,
+    uptime: Histogram,
+    backoff_delay: FloatGauge,
+    /// One gauge per entry of `ServicePhase::ALL`.
+    phases: Vec<(ServicePhase, Gauge)>,
+    /// One counter per entry of `FailureKind::ALL`.
+    failures: Vec<(FailureKind, Counter)>,
+    /// Label sets created after the spawn (terminations, and failure kinds
+    /// missing from `FailureKind::ALL`), remembered for removal.
+    late_labels: Mutex<Vec<LateLabels>>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum LateLabels {
+    Termination(TerminationLabels),
+    Failure(FailureLabels),
+}
+
+impl ServiceSeries {
+    fn new(families: &Families, service: Arc<str>) -> Self {
+        let labels = ServiceLabels { service };
+        let phases = ServicePhase::ALL
+            .iter()
+            .map(|&phase| {
+                let labels = PhaseLabels {
+                    service: Arc::clone(&labels.service),
+                    phase: phase.as_str(),
+                };
+                (phase, families.phase.get_or_create_owned(&labels))
+            })
+            .collect();
+        let failures = FailureKind::ALL
+            .iter()
+            .map(|&kind| {
+                let labels = FailureLabels {
+                    service: Arc::clone(&labels.service),
+                    kind: kind.as_str(),
+                };
+                (kind, families.failures.get_or_create_owned(&labels))
+            })
+            .collect();
+        ServiceSeries {
+            restarts: families.restarts.get_or_create_owned(&labels),
+            circuit_breaker_trips: families.circuit_breaker_trips.get_or_create_owned(&labels),
+            uptime: families.uptime.get_or_create_owned(&labels),
+            backoff_delay: families.backoff_delay.get_or_create_owned(&labels),
+            active: AtomicBool::new(false),
+            phases,
+            failures,
+            late_labels: Mutex::new(Vec::new()),
+            labels,
+        }
+    }
+
+    fn set_phase(&self, current: ServicePhase) {
+        // Raise the new phase before lowering the others, so a concurrent
+        // scrape never sees a service without a phase.
+        for (phase, gauge) in &self.phases {
+            if *phase == current {
+                gauge.set(1);
+            }
+        }
+        for (phase, gauge) in &self.phases {
+            if *phase != current {
+                gauge.set(0);
+            }
+        }
+    }
+
+    fn record_failure(&self, families: &Families, kind: FailureKind) {
+        if let Some((_, counter)) = self.failures.iter().find(|(known, _)| *known == kind) {
+            counter.inc();
+            return;
+        }
+        // A kind added to the enum but not to `FailureKind::ALL`: slow path.
+        let labels = FailureLabels {
+            service: Arc::clone(&self.labels.service),
+            kind: kind.as_str(),
+        };
+        families.failures.get_or_create(&labels).inc();
+        self.remember(LateLabels::Failure(labels));
+    }
+
+    fn record_termination(&self, families: &Families, reason: &'static str) {
+        let labels = TerminationLabels {
+            service: Arc::clone(&self.labels.service),
+            reason,
+        };
+        families.terminated.get_or_create(&labels).inc();
+        self.remember(LateLabels::Termination(labels));
+    }
+
+    fn remember(&self, labels: LateLabels) {
+        let mut late_labels = self
+            .late_labels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !late_labels.contains(&labels) {
+            late_labels.push(labels);
+        }
+    }
+
+    fn remove_from(self, families: &Families) {
+        families.restarts.remove(&self.labels);
+        families.circuit_breaker_trips.remove(&self.labels);
+        families.uptime.remove(&self.labels);
+        families.backoff_delay.remove(&self.labels);
+        for (phase, _) in &self.phases {
+            families.phase.remove(&PhaseLabels {
+                service: Arc::clone(&self.labels.service),
+                phase: phase.as_str(),
+            });
+        }
+        for (kind, _) in &self.failures {
+            families.failures.remove(&FailureLabels {
+                service: Arc::clone(&self.labels.service),
+                kind: kind.as_str(),
+            });
+        }
+        let late_labels = self
+            .late_labels
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        for labels in late_labels {
+            match labels {
+                LateLabels::Termination(labels) => families.terminated.remove(&labels),
+                LateLabels::Failure(labels) => families.failures.remove(&labels),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_follow_the_metric_name_grammar() {
+        for valid in ["supervisor", "_x", "a1_b2", "A"] {
+            assert_eq!(validate_prefix(valid), Ok(()), "{valid}");
+        }
+        for invalid in ["", "1a", "__reserved", "a-b", "a:b", "a b", "é"] {
+            assert!(validate_prefix(invalid).is_err(), "{invalid}");
+        }
+    }
+}

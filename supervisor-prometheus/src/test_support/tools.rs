@@ -1,0 +1,395 @@
+//! Locating `promtool` and `prometheus`, and running `promtool check metrics`.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Set to `1` to skip checks whose tool is missing, outside CI only.
+pub const SKIP_ENV_VAR: &str = "SUPERVISOR_SKIP_PROMTOOL";
+
+/// Overrides the folder `fetch-prometheus.sh` unpacks the package into.
+const TOOLS_DIR_ENV_VAR: &str = "PROMETHEUS_TOOLS_DIR";
+
+/// A binary of Debian's `prometheus` package.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_prometheus::test_support::Tool;
+///
+/// assert_eq!(Tool::Promtool.binary_name(), "promtool");
+/// assert_eq!(Tool::Prometheus.env_var(), "PROMETHEUS");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Tool {
+    /// `promtool`, the linter and checker.
+    Promtool,
+    /// `prometheus`, the server.
+    Prometheus,
+}
+
+impl Tool {
+    /// The file name of the binary.
+    #[must_use]
+    pub const fn binary_name(self) -> &'static str {
+        match self {
+            Tool::Promtool => "promtool",
+            Tool::Prometheus => "prometheus",
+        }
+    }
+
+    /// The environment variable that may hold the binary's path.
+    #[must_use]
+    pub const fn env_var(self) -> &'static str {
+        match self {
+            Tool::Promtool => "PROMTOOL",
+            Tool::Prometheus => "PROMETHEUS",
+        }
+    }
+
+    /// Finds the binary, looking where the [module documentation](super)
+    /// says, in that order.
+    ///
+    /// # Errors
+    ///
+    /// [`ToolNotFound`] listing every place looked at; immediately if the
+    /// environment variable is set but does not name a file.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use supervisor_prometheus::test_support::Tool;
+    ///
+    /// let promtool = Tool::Promtool.locate()?;
+    /// println!("using {}", promtool.display());
+    /// # Ok::<(), supervisor_prometheus::test_support::ToolNotFound>(())
+    /// ```
+    pub fn locate(self) -> Result<PathBuf, ToolNotFound> {
+        self.locate_in(&Environment::current())
+    }
+
+    /// Like [`locate`](Self::locate), with the policy of the test suite for a
+    /// missing tool.
+    ///
+    /// Returns `Ok(None)` only outside CI and only when [`SKIP_ENV_VAR`] is
+    /// `1`, after printing why the check is skipped to stderr.
+    ///
+    /// # Errors
+    ///
+    /// [`ToolNotFound`] when the tool is missing and `CI=true`, or when it is
+    /// missing and [`SKIP_ENV_VAR`] is not `1`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use supervisor_prometheus::test_support::Tool;
+    ///
+    /// let Some(promtool) = Tool::Promtool.require()? else {
+    ///     return Ok(()); // Skipped on request, outside CI.
+    /// };
+    /// # let _ = promtool;
+    /// # Ok::<(), supervisor_prometheus::test_support::ToolNotFound>(())
+    /// ```
+    pub fn require(self) -> Result<Option<PathBuf>, ToolNotFound> {
+        self.require_in(&Environment::current())
+    }
+
+    fn require_in(self, environment: &Environment) -> Result<Option<PathBuf>, ToolNotFound> {
+        match self.locate_in(environment) {
+            Ok(path) => Ok(Some(path)),
+            Err(error) if !error.in_ci && environment.skip_requested => {
+                eprintln!("skipping: {error}");
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn locate_in(self, environment: &Environment) -> Result<PathBuf, ToolNotFound> {
+        let mut searched = Vec::new();
+        let not_found = |searched, explicit| ToolNotFound {
+            tool: self,
+            searched,
+            explicit,
+            in_ci: environment.in_ci,
+        };
+        if let Some(explicit) = environment.explicit.get(&self) {
+            let path = PathBuf::from(explicit);
+            if path.is_file() {
+                return Ok(path);
+            }
+            searched.push(path);
+            return Err(not_found(searched, true));
+        }
+        let tool_dirs = environment
+            .tools_dir
+            .iter()
+            .chain(std::iter::once(&environment.default_tools_dir));
+        let path_dirs = environment.path.iter().flat_map(std::env::split_paths);
+        for dir in tool_dirs
+            .map(|dir| dir.join("usr").join("bin"))
+            .chain(path_dirs)
+        {
+            let candidate = dir.join(self.binary_name());
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+            searched.push(candidate);
+        }
+        Err(not_found(searched, false))
+    }
+}
+
+impl fmt::Display for Tool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.binary_name())
+    }
+}
+
+/// A [`Tool`] that could not be found.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_prometheus::test_support::{Tool, ToolNotFound};
+///
+/// fn describe(error: &ToolNotFound) -> String {
+///     format!("{} missing after {} places", error.tool(), error.searched().len())
+/// }
+/// # let _ = describe;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolNotFound {
+    tool: Tool,
+    searched: Vec<PathBuf>,
+    explicit: bool,
+    in_ci: bool,
+}
+
+impl ToolNotFound {
+    /// The tool that is missing.
+    #[must_use]
+    pub fn tool(&self) -> Tool {
+        self.tool
+    }
+
+    /// Every path looked at, in order.
+    #[must_use]
+    pub fn searched(&self) -> &[PathBuf] {
+        &self.searched
+    }
+}
+
+impl fmt::Display for ToolNotFound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tool = self.tool;
+        let env_var = tool.env_var();
+        if self.explicit {
+            let path = self
+                .searched
+                .first()
+                .map(|path| path.display().to_string())
+                .unwrap_or_default();
+            write!(
+                f,
+                "`{tool}` not found: `{env_var}` is set to `{path}`, which is not a file"
+            )?;
+        } else {
+            write!(
+                f,
+                "`{tool}` not found in `${TOOLS_DIR_ENV_VAR}/usr/bin`, `target/tools/prometheus/usr/bin` or `PATH` \
+                 ({} places); run `supervisor-prometheus/fetch-prometheus.sh` or set `{env_var}` to its path",
+                self.searched.len()
+            )?;
+        }
+        if self.in_ci {
+            write!(f, " (CI=true: a missing tool fails the check)")
+        } else {
+            write!(f, " (outside CI, set {SKIP_ENV_VAR}=1 to skip this check)")
+        }
+    }
+}
+
+impl std::error::Error for ToolNotFound {}
+
+/// What `locate` reads from the process environment, gathered once.
+#[derive(Debug)]
+struct Environment {
+    explicit: std::collections::HashMap<Tool, OsString>,
+    tools_dir: Option<PathBuf>,
+    default_tools_dir: PathBuf,
+    path: Option<OsString>,
+    in_ci: bool,
+    skip_requested: bool,
+}
+
+impl Environment {
+    fn current() -> Self {
+        let explicit = [Tool::Promtool, Tool::Prometheus]
+            .into_iter()
+            .filter_map(|tool| {
+                Some((
+                    tool,
+                    std::env::var_os(tool.env_var()).filter(|value| !value.is_empty())?,
+                ))
+            })
+            .collect();
+        Environment {
+            explicit,
+            tools_dir: std::env::var_os(TOOLS_DIR_ENV_VAR)
+                .filter(|value| !value.is_empty())
+                .map(PathBuf::from),
+            default_tools_dir: Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+                .join("tools")
+                .join("prometheus"),
+            path: std::env::var_os("PATH"),
+            in_ci: std::env::var("CI").is_ok_and(|value| value == "true"),
+            skip_requested: std::env::var(SKIP_ENV_VAR).is_ok_and(|value| value == "1"),
+        }
+    }
+}
+
+/// The outcome of a finished command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutput {
+    /// The exit code; `None` if the process was killed by a signal.
+    pub code: Option<i32>,
+    /// Everything printed on stdout, lossily decoded.
+    pub stdout: String,
+    /// Everything printed on stderr, lossily decoded.
+    pub stderr: String,
+}
+
+impl CommandOutput {
+    /// Exit code 0 and nothing printed on either stream: for `promtool check
+    /// metrics`, a clean lint.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.code == Some(0) && self.stdout.trim().is_empty() && self.stderr.trim().is_empty()
+    }
+}
+
+/// Pipes `exposition` (Prometheus text format, see
+/// [`render_prometheus_text`](crate::render_prometheus_text)) into
+/// `promtool check metrics` and waits for it.
+///
+/// `promtool check metrics` reads the Prometheus text format 0.0.4 only; fed
+/// OpenMetrics it reports every counter as lacking help text.
+///
+/// # Errors
+///
+/// The I/O error of starting `promtool`, writing its input or reading its
+/// output. A lint failure is not an error: inspect the [`CommandOutput`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use prometheus_client::registry::Registry;
+/// use supervisor_prometheus::test_support::{Tool, promtool_check_metrics};
+/// use supervisor_prometheus::{PrometheusSink, render_prometheus_text};
+///
+/// let mut registry = Registry::default();
+/// let _sink = PrometheusSink::register(&mut registry);
+/// let promtool = Tool::Promtool.locate()?;
+/// let output = promtool_check_metrics(&promtool, &render_prometheus_text(&registry)?)?;
+/// assert!(output.is_clean(), "{output:?}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn promtool_check_metrics(promtool: &Path, exposition: &str) -> io::Result<CommandOutput> {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdin = child.stdin.take();
+    // Write from another thread so a large input cannot deadlock against
+    // promtool filling its output pipes.
+    let input = exposition.to_owned();
+    let writer = std::thread::spawn(move || -> io::Result<()> {
+        match stdin {
+            Some(mut stdin) => stdin.write_all(input.as_bytes()),
+            None => Ok(()),
+        }
+    });
+    let output = child.wait_with_output()?;
+    writer
+        .join()
+        .map_err(|_| io::Error::other("the thread writing promtool's input panicked"))??;
+    Ok(CommandOutput {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn environment(dir: &Path) -> Environment {
+        Environment {
+            explicit: std::collections::HashMap::new(),
+            tools_dir: None,
+            default_tools_dir: dir.join("missing"),
+            path: Some(OsString::from(dir.join("also-missing"))),
+            in_ci: false,
+            skip_requested: false,
+        }
+    }
+
+    #[test]
+    fn an_explicit_path_that_is_not_a_file_is_an_error_without_fallback() {
+        let dir = std::env::temp_dir();
+        let mut environment = environment(&dir);
+        environment
+            .explicit
+            .insert(Tool::Promtool, OsString::from("/nonexistent/promtool"));
+        let error = Tool::Promtool.locate_in(&environment).unwrap_err();
+        assert_eq!(error.searched(), [PathBuf::from("/nonexistent/promtool")]);
+        assert!(
+            error
+                .to_string()
+                .contains("`PROMTOOL` is set to `/nonexistent/promtool`")
+        );
+    }
+
+    #[test]
+    fn a_missing_tool_is_skipped_only_on_request_and_never_in_ci() {
+        let dir = std::env::temp_dir();
+        let mut environment = environment(&dir);
+        for (in_ci, skip_requested, skipped) in [
+            (false, false, false),
+            (false, true, true),
+            (true, false, false),
+            (true, true, false),
+        ] {
+            environment.in_ci = in_ci;
+            environment.skip_requested = skip_requested;
+            let outcome = Tool::Promtool.require_in(&environment);
+            assert_eq!(outcome.is_ok(), skipped, "CI={in_ci} skip={skip_requested}");
+            if let Ok(found) = outcome {
+                assert_eq!(found, None);
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_tool_lists_every_place_and_the_ci_policy() {
+        let dir = std::env::temp_dir();
+        let mut environment = environment(&dir);
+        environment.in_ci = true;
+        let error = Tool::Prometheus.locate_in(&environment).unwrap_err();
+        assert_eq!(error.searched().len(), 2);
+        assert!(
+            error
+                .to_string()
+                .ends_with("(CI=true: a missing tool fails the check)")
+        );
+    }
+}
