@@ -537,7 +537,7 @@ fn soak_figure(plan: &Plan, exe: &Path) -> Result<Figure> {
     )))
 }
 
-/// The hidden entry point of the fresh processes: `--child <kind> <variant> <args…>`.
+/// The hidden entry point of the fresh processes: `--child <kind> <variant> <args…> <limit-secs>`.
 fn child_main(args: &[String]) -> Result<()> {
     let kind = args.first().context("missing child kind")?;
     let variant = Variant::parse(args.get(1).context("missing variant")?)?;
@@ -552,6 +552,22 @@ fn child_main(args: &[String]) -> Result<()> {
         "lifecycle" => idle::lifecycle_child(variant, count(2, "n")? as usize, limit)?,
         "memory" => idle::memory_child(variant, count(2, "n")? as usize, limit)?,
         "soak" => restart::soak_child(variant, count(2, "restarts")?, count(3, "warm-up")?, limit)?,
+        // Not used by the run itself: single scenarios to profile
+        // (`perf record … supervisor-bench --child cycle project 1000000 600`).
+        "cycle" => vec![(
+            "ns_per_restart",
+            restart::cycle(variant, count(2, "restarts")?, limit)?,
+        )],
+        "burst" => vec![(
+            "ns_per_restart",
+            restart::burst(
+                variant,
+                count(2, "n")? as usize,
+                count(3, "failures")?,
+                1,
+                limit,
+            )?,
+        )],
         other => bail!("unknown child kind `{other}`"),
     };
     let fields: Vec<String> = results

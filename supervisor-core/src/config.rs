@@ -108,9 +108,8 @@ impl SupervisorConfig {
     }
 
     /// The default backoff.
-    #[must_use]
-    pub fn default_backoff(&self) -> &BackoffConfig {
-        &self.default_backoff
+    pub fn default_backoff(&self) -> BackoffConfig {
+        self.default_backoff
     }
 
     /// The shutdown timeout.

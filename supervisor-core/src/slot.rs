@@ -132,18 +132,17 @@ impl ServiceSlot {
         let now = telemetry.now();
         let mut lifecycle = self.lock();
         let from = lifecycle.phase();
-        if lifecycle
-            .transition_to_terminated(now, reason.clone())
-            .is_err()
-        {
+        if lifecycle.transition_to_terminated(now, reason).is_err() {
             return false;
         }
         let uptime = lifecycle.cumulative_running_time(now);
         let name = &*self.name;
-        telemetry.emit(|sink| {
-            sink.phase_changed(name, from, lifecycle::ServicePhase::Terminated);
-            sink.service_terminated(name, &reason, uptime);
-        });
+        if let Some(reason) = lifecycle.termination_reason() {
+            telemetry.emit(|sink| {
+                sink.phase_changed(name, from, lifecycle::ServicePhase::Terminated);
+                sink.service_terminated(name, reason, uptime);
+            });
+        }
         true
     }
 

@@ -129,6 +129,10 @@ impl Supervisor {
     ///   name of a terminated service can be reused);
     /// - [`SpawnError::ShuttingDown`] once shutdown has been triggered;
     /// - [`SpawnError::NoRuntime`] outside a tokio runtime.
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "options are owned: later ones (dependencies, readiness) will not be Copy"
+    )]
     pub fn spawn_service_with_options<S: Service>(
         &self,
         service: S,
@@ -142,9 +146,7 @@ impl Supervisor {
                 name: name.to_string(),
             });
         }
-        let backoff_config = options
-            .backoff
-            .unwrap_or_else(|| shared.config.default_backoff.clone());
+        let backoff_config = options.backoff.unwrap_or(shared.config.default_backoff);
         let backoff = BackoffState::new(backoff_config, self.next_seed()).map_err(|source| {
             SpawnError::InvalidBackoff {
                 name: name.to_string(),

@@ -9,6 +9,9 @@
 //! Kept deliberately small: `anyhow` and `std::process`, one `match` on the task
 //! name, so the xtask itself compiles in a couple of seconds.
 
+// The wall clock ban in clippy.toml is for library code; the xtask times its steps.
+#![allow(clippy::disallowed_methods)]
+
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -79,6 +82,10 @@ fn ci() -> Result<()> {
         )
     })?;
     step("dependency isolation", check_dependency_isolation)?;
+    step(
+        "fetch prometheus + promtool (Debian package, unpacked)",
+        fetch_prometheus,
+    )?;
     step("tests (overflow checks on)", || {
         cargo(
             &[
@@ -123,6 +130,29 @@ fn ci() -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The adapter's tests run `promtool` and a real Prometheus server; Debian's
+/// `prometheus` package has both. Installing it would start a daemon, so the
+/// script downloads and unpacks it into `target/tools/prometheus`.
+fn fetch_prometheus() -> Result<()> {
+    let status = Command::new("bash")
+        .arg("supervisor-prometheus/fetch-prometheus.sh")
+        .status()
+        .context("cannot run supervisor-prometheus/fetch-prometheus.sh")?;
+    if status.success() {
+        return Ok(());
+    }
+    let in_ci = env::var("CI").is_ok_and(|v| v == "true");
+    let skip = env::var("SUPERVISOR_SKIP_PROMTOOL").is_ok_and(|v| v == "1");
+    if skip && !in_ci {
+        println!("  could not fetch prometheus; SUPERVISOR_SKIP_PROMTOOL=1, its tests will skip");
+        return Ok(());
+    }
+    bail!(
+        "could not fetch prometheus/promtool ({status}); the tests need them \
+         (outside CI, SUPERVISOR_SKIP_PROMTOOL=1 skips them explicitly)"
+    )
 }
 
 fn mutants() -> Result<()> {

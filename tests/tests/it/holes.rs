@@ -240,7 +240,7 @@ async fn an_invalid_backoff_is_a_typed_error_and_registers_nothing() {
         let err = sup
             .spawn_service_with_options(
                 Scripted::new("bad", RestartPolicy::OnFailure, []),
-                SpawnOptions::with_backoff(backoff.clone()),
+                SpawnOptions::with_backoff(backoff),
             )
             .unwrap_err();
         let SpawnError::InvalidBackoff { name, source } = &err else {
