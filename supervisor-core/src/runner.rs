@@ -70,9 +70,11 @@ impl<S: Service> Runner<S> {
             };
             match next {
                 Next::Restart => {
-                    let restarting = self
-                        .slot
-                        .transition(&self.telemetry, |lc, now| lc.transition_to_restarting(now));
+                    let restarting = self.slot.transition(
+                        &self.telemetry,
+                        |lc, now| lc.transition_to_restarting(now),
+                        |_, _| {},
+                    );
                     if restarting.is_err() {
                         return;
                     }
@@ -84,17 +86,14 @@ impl<S: Service> Runner<S> {
 
     /// `Starting | Restarting → Running`.
     fn start(&mut self) -> Result<(), lifecycle::InvalidTransition> {
-        let mut start_count = 0;
-        self.slot.transition(&self.telemetry, |lc, now| {
-            lc.transition_to_running(now)?;
-            start_count = lc.start_count();
-            Ok(())
-        })?;
-        self.backoff.record_start(self.telemetry.now());
         let name = &*self.slot.name;
-        self.telemetry
-            .emit(|sink| sink.service_started(name, start_count));
-        tracing::info!(start_count, "service running");
+        self.slot.transition(
+            &self.telemetry,
+            |lc, now| lc.transition_to_running(now),
+            |sink, lc| sink.service_started(name, lc.start_count()),
+        )?;
+        self.backoff.record_start(self.telemetry.now());
+        tracing::info!("service running");
         Ok(())
     }
 
@@ -160,9 +159,6 @@ impl<S: Service> Runner<S> {
                     max_retries,
                     "circuit breaker open: too many failures, giving up"
                 );
-                let name = &*self.slot.name;
-                self.telemetry
-                    .emit(|sink| sink.circuit_opened(name, failures, max_retries));
                 self.slot.terminate(
                     &self.telemetry,
                     TerminationReason::CircuitBreakerOpen {
@@ -177,15 +173,15 @@ impl<S: Service> Runner<S> {
 
     /// `Running → BackingOff`, then waits `delay` unless cancelled first.
     async fn back_off(&mut self, delay: Duration) -> Next {
-        let backing_off = self.slot.transition(&self.telemetry, |lc, now| {
-            lc.transition_to_backing_off(now, delay)
-        });
+        let name = &*self.slot.name;
+        let backing_off = self.slot.transition(
+            &self.telemetry,
+            |lc, now| lc.transition_to_backing_off(now, delay),
+            |sink, _| sink.backoff_scheduled(name, delay),
+        );
         if backing_off.is_err() {
             return Next::Stop;
         }
-        let name = &*self.slot.name;
-        self.telemetry
-            .emit(|sink| sink.backoff_scheduled(name, delay));
         tracing::info!(delay_ms = delay.as_millis(), "restart scheduled");
 
         if delay.is_zero() {
@@ -216,9 +212,11 @@ impl<S: Service> Runner<S> {
     /// `… → Stopping → Terminated(Cancelled)`.
     fn stop(&self) {
         tracing::info!("service stopped by cancellation");
-        let _ = self
-            .slot
-            .transition(&self.telemetry, |lc, now| lc.transition_to_stopping(now));
+        let _ = self.slot.transition(
+            &self.telemetry,
+            |lc, now| lc.transition_to_stopping(now),
+            |_, _| {},
+        );
         self.slot
             .terminate(&self.telemetry, TerminationReason::Cancelled);
     }

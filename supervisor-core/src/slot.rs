@@ -18,7 +18,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use lifecycle::{InvalidTransition, ServiceLifecycle, ServiceLifecycleSnapshot, TerminationReason};
+use lifecycle::{
+    InvalidTransition, ServiceLifecycle, ServiceLifecycleSnapshot, ServicePhase, TerminationReason,
+};
 use supervisor_metrics::{FailureKind, MetricsSink, SupervisorMetrics};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -102,18 +104,24 @@ impl ServiceSlot {
         self.lock().snapshot(now)
     }
 
-    /// Runs one lifecycle transition and reports it.
+    /// Runs one lifecycle transition and reports it, plus whatever `also`
+    /// emits about it, all under the slot's lock: a racing termination by the
+    /// drain can never slip in between a transition and its events.
     pub(crate) fn transition(
         &self,
         telemetry: &Telemetry,
         apply: impl FnOnce(&mut ServiceLifecycle, Duration) -> Result<(), InvalidTransition>,
+        also: impl Fn(&dyn MetricsSink, &ServiceLifecycle),
     ) -> Result<(), InvalidTransition> {
         let now = telemetry.now();
         let mut lifecycle = self.lock();
         let from = lifecycle.phase();
         apply(&mut lifecycle, now)?;
         let to = lifecycle.phase();
-        telemetry.emit(|sink| sink.phase_changed(&self.name, from, to));
+        telemetry.emit(|sink| {
+            sink.phase_changed(&self.name, from, to);
+            also(sink, &lifecycle);
+        });
         Ok(())
     }
 
@@ -126,8 +134,14 @@ impl ServiceSlot {
         }
     }
 
-    /// Moves the service to `Terminated`. Returns `false` if it already was
-    /// (the other side of the drain race got there first).
+    /// Moves the service to `Terminated` and reports it. Returns `false`, and
+    /// reports nothing, if it already was (the other side of the drain race
+    /// got there first).
+    ///
+    /// The events that belong to the reason are emitted here, under the same
+    /// lock, so they are counted only for the termination that happened:
+    /// `circuit_opened` for [`TerminationReason::CircuitBreakerOpen`],
+    /// `service_failed(Timeout)` for [`TerminationReason::ShutdownTimeout`].
     pub(crate) fn terminate(&self, telemetry: &Telemetry, reason: TerminationReason) -> bool {
         let now = telemetry.now();
         let mut lifecycle = self.lock();
@@ -139,7 +153,17 @@ impl ServiceSlot {
         let name = &*self.name;
         if let Some(reason) = lifecycle.termination_reason() {
             telemetry.emit(|sink| {
-                sink.phase_changed(name, from, lifecycle::ServicePhase::Terminated);
+                match *reason {
+                    TerminationReason::CircuitBreakerOpen {
+                        failures,
+                        max_retries,
+                    } => sink.circuit_opened(name, failures, max_retries),
+                    TerminationReason::ShutdownTimeout { .. } => {
+                        sink.service_failed(name, FailureKind::Timeout);
+                    }
+                    _ => {}
+                }
+                sink.phase_changed(name, from, ServicePhase::Terminated);
                 sink.service_terminated(name, reason, uptime);
             });
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use backoff::BackoffState;
 use lifecycle::{ServiceLifecycleSnapshot, ServicePhase, TerminationReason};
-use supervisor_metrics::{FailureKind, SupervisorMetrics};
+use supervisor_metrics::SupervisorMetrics;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
@@ -288,9 +288,6 @@ impl Supervisor {
                 &shared.telemetry,
                 TerminationReason::ShutdownTimeout { timeout },
             ) {
-                shared
-                    .telemetry
-                    .emit(|sink| sink.service_failed(&slot.name, FailureKind::Timeout));
                 slot.abort();
                 tracing::warn!(service = %slot.name, "aborted after the shutdown timeout");
                 aborted.push(slot.name.to_string());
