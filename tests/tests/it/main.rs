@@ -5,8 +5,13 @@
 #![allow(clippy::disallowed_methods)]
 
 mod chaos;
+#[cfg(unix)]
+mod demo;
+mod drain_race;
 mod holes;
 mod policy;
 mod prometheus;
+mod smoke;
+#[cfg(target_os = "linux")]
 mod soak;
 mod support;
