@@ -89,5 +89,5 @@ pub use lifecycle::{ServiceLifecycleSnapshot, ServicePhase, TerminationReason};
 pub use service::{BoxError, RestartPolicy, Service, ServiceContext, ServiceFn, service_fn};
 pub use supervisor::{DrainReport, ServiceHandle, Supervisor};
 pub use supervisor_metrics::{
-    FailureKind, MetricsSink, MetricsSnapshot, NoopSink, SupervisorMetrics,
+    FailureKind, MetricsSink, MetricsSnapshot, NoopSink, ServiceMetricsSnapshot, SupervisorMetrics,
 };

@@ -57,8 +57,10 @@
 //! assert_eq!(sink.0.load(Ordering::Relaxed), 1);
 //! ```
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 pub use lifecycle::{ServicePhase, TerminationReason};
@@ -200,10 +202,16 @@ pub struct NoopSink;
 
 impl MetricsSink for NoopSink {}
 
-/// The supervisor's always-on counters: relaxed atomics, no lock, no
-/// allocation per event.
+/// The supervisor's always-on counters: relaxed atomics and no allocation per
+/// event.
 ///
-/// It is a [`MetricsSink`], fed the same events as every other sink.
+/// It is a [`MetricsSink`], fed the same events as every other sink. Besides
+/// the supervisor-wide totals it keeps, per service name, the restarts and the
+/// failures by kind ([`service`](Self::service), [`services`](Self::services)).
+/// A service's entry is created when it is spawned (one short write lock) and
+/// dropped on `service_removed`; events take a shared read lock for the
+/// lookup. A name reused by a later spawn keeps counting, like a Prometheus
+/// counter with the same labels.
 ///
 /// # Examples
 ///
@@ -231,6 +239,26 @@ pub struct SupervisorMetrics {
     terminated_total: AtomicU64,
     circuit_breaker_trips: AtomicU64,
     failures: [AtomicU64; 3],
+    per_service: RwLock<HashMap<Arc<str>, Arc<ServiceCounters>>>,
+}
+
+/// The counters of one service name.
+#[derive(Debug, Default)]
+struct ServiceCounters {
+    restarts: AtomicU64,
+    failures: [AtomicU64; 3],
+}
+
+impl ServiceCounters {
+    fn snapshot(&self) -> ServiceMetricsSnapshot {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        ServiceMetricsSnapshot {
+            restarts_total: load(&self.restarts),
+            failures_error: load(&self.failures[FailureKind::Error.index()]),
+            failures_panic: load(&self.failures[FailureKind::Panic.index()]),
+            failures_timeout: load(&self.failures[FailureKind::Timeout.index()]),
+        }
+    }
 }
 
 impl SupervisorMetrics {
@@ -259,22 +287,88 @@ impl SupervisorMetrics {
             failures_timeout: load(&self.failures[FailureKind::Timeout.index()]),
         }
     }
+
+    /// The counters of one service, if a service of that name was spawned
+    /// (and not removed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_metrics::{FailureKind, MetricsSink, SupervisorMetrics};
+    ///
+    /// let metrics = SupervisorMetrics::new();
+    /// metrics.service_spawned("feed");
+    /// metrics.service_failed("feed", FailureKind::Panic);
+    /// metrics.service_started("feed", 2);
+    /// let feed = metrics.service("feed").unwrap();
+    /// assert_eq!((feed.restarts_total, feed.failures_panic), (1, 1));
+    /// assert!(metrics.service("other").is_none());
+    /// ```
+    #[must_use]
+    pub fn service(&self, name: &str) -> Option<ServiceMetricsSnapshot> {
+        self.read_services()
+            .get(name)
+            .map(|counters| counters.snapshot())
+    }
+
+    /// The counters of every service, by name.
+    #[must_use]
+    pub fn services(&self) -> BTreeMap<String, ServiceMetricsSnapshot> {
+        self.read_services()
+            .iter()
+            .map(|(name, counters)| (name.to_string(), counters.snapshot()))
+            .collect()
+    }
+
+    fn read_services(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<ServiceCounters>>> {
+        self.per_service
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn with_service(&self, name: &str, update: impl FnOnce(&ServiceCounters)) {
+        if let Some(counters) = self.read_services().get(name) {
+            update(counters);
+        }
+    }
 }
 
 impl MetricsSink for SupervisorMetrics {
-    fn service_spawned(&self, _service: &str) {
+    fn service_spawned(&self, service: &str) {
         self.spawned_total.fetch_add(1, Ordering::Relaxed);
         self.active_services.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn service_started(&self, _service: &str, start_count: u64) {
-        if start_count > 1 {
-            self.restarts_total.fetch_add(1, Ordering::Relaxed);
+        let mut services = self
+            .per_service
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !services.contains_key(service) {
+            services.insert(Arc::from(service), Arc::default());
         }
     }
 
-    fn service_failed(&self, _service: &str, kind: FailureKind) {
+    fn service_started(&self, service: &str, start_count: u64) {
+        if start_count > 1 {
+            self.restarts_total.fetch_add(1, Ordering::Relaxed);
+            self.with_service(service, |counters| {
+                counters.restarts.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+    }
+
+    fn service_failed(&self, service: &str, kind: FailureKind) {
         self.failures[kind.index()].fetch_add(1, Ordering::Relaxed);
+        self.with_service(service, |counters| {
+            counters.failures[kind.index()].fetch_add(1, Ordering::Relaxed);
+        });
+    }
+
+    fn service_removed(&self, service: &str) {
+        self.per_service
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(service);
     }
 
     fn circuit_opened(&self, _service: &str, _failures: u32, _max_retries: u32) {
@@ -290,6 +384,38 @@ impl MetricsSink for SupervisorMetrics {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |active| {
                 Some(active.saturating_sub(1))
             });
+    }
+}
+
+/// Plain-data copy of one service's counters in [`SupervisorMetrics`].
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_metrics::ServiceMetricsSnapshot;
+///
+/// assert_eq!(ServiceMetricsSnapshot::default().failures_total(), 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ServiceMetricsSnapshot {
+    /// Relaunches of this service.
+    pub restarts_total: u64,
+    /// Runs that returned an error.
+    pub failures_error: u64,
+    /// Runs that panicked.
+    pub failures_panic: u64,
+    /// Aborts after the shutdown timeout.
+    pub failures_timeout: u64,
+}
+
+impl ServiceMetricsSnapshot {
+    /// Failures of every kind.
+    #[must_use]
+    pub fn failures_total(&self) -> u64 {
+        self.failures_error
+            .saturating_add(self.failures_panic)
+            .saturating_add(self.failures_timeout)
     }
 }
 

@@ -356,7 +356,23 @@ async fn metrics_count_each_event_exactly_once() {
         .filter(|e| matches!(e, Event::Terminated(..)))
         .count();
     assert_eq!(terminated, 2);
+    let flaky_counters = sup.metrics().service("flaky").unwrap();
+    assert_eq!(
+        (
+            flaky_counters.restarts_total,
+            flaky_counters.failures_error,
+            flaky_counters.failures_panic
+        ),
+        (2, 1, 1)
+    );
+    assert_eq!(sup.metrics().service("always").unwrap().restarts_total, 1);
+    assert_eq!(sup.metrics().services().len(), 2);
     let snapshots = sup.lifecycle_snapshots();
+    for snap in &snapshots {
+        let counters = sup.metrics().service(&snap.service_name).unwrap();
+        assert_eq!(counters.restarts_total, snap.restart_count);
+        assert_eq!(counters.failures_total(), snap.total_failures);
+    }
     let restarts: u64 = snapshots.iter().map(|s| s.restart_count).sum();
     assert_eq!(restarts, m.restarts_total);
     assert_eq!(
