@@ -14,4 +14,5 @@ mod prometheus;
 mod smoke;
 #[cfg(target_os = "linux")]
 mod soak;
+mod spans;
 mod support;
