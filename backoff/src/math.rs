@@ -72,7 +72,10 @@ fn power(multiplier: f64, attempt: u32) -> Option<DoubleDouble> {
     let mut remaining = attempt;
     let mut result = DoubleDouble::ONE;
     let mut square = DoubleDouble::from_f64(multiplier);
-    while remaining > 0 {
+    for _ in 0..u32::BITS {
+        if remaining == 0 {
+            break;
+        }
         if square.hi > TWO_POW_64 {
             // A bit of `remaining` is set, so `result ≥ 1` will be multiplied by
             // at least `square`.

@@ -21,7 +21,7 @@ use std::time::Duration;
 use lifecycle::{
     InvalidTransition, ServiceLifecycle, ServiceLifecycleSnapshot, ServicePhase, TerminationReason,
 };
-use supervisor_metrics::{FailureKind, MetricsSink, SupervisorMetrics};
+use supervisor_metrics::{FailureKind, MetricsSink, ServiceMetricsSnapshot, SupervisorMetrics};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
@@ -70,26 +70,35 @@ impl Telemetry {
 pub(crate) struct ServiceSlot {
     pub(crate) name: Arc<str>,
     pub(crate) policy: RestartPolicy,
-    lifecycle: Mutex<ServiceLifecycle>,
+    state: Mutex<ServiceState>,
     abort: OnceLock<AbortHandle>,
+}
+
+/// What the slot's lock protects.
+struct ServiceState {
+    lifecycle: ServiceLifecycle,
+    /// Failures by kind; `restarts_total` is read from the lifecycle.
+    counters: ServiceMetricsSnapshot,
 }
 
 impl ServiceSlot {
     pub(crate) fn new(name: Arc<str>, policy: RestartPolicy, now: Duration) -> Self {
         Self {
-            lifecycle: Mutex::new(ServiceLifecycle::new(Arc::clone(&name), now)),
+            state: Mutex::new(ServiceState {
+                lifecycle: ServiceLifecycle::new(Arc::clone(&name), now),
+                counters: ServiceMetricsSnapshot::default(),
+            }),
             name,
             policy,
             abort: OnceLock::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, ServiceLifecycle> {
-        // A sink that panicked mid-event must not wedge the service forever:
-        // the lifecycle itself is always left consistent by its transitions.
-        self.lifecycle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, ServiceState> {
+        // Sink panics are caught, so nothing panics under this lock; if
+        // something ever did, the lifecycle is still consistent (a transition
+        // happens whole or not at all), so a poisoned lock is used as is.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn set_abort_handle(&self, handle: AbortHandle) {
@@ -97,11 +106,19 @@ impl ServiceSlot {
     }
 
     pub(crate) fn is_alive(&self) -> bool {
-        self.lock().phase().is_alive()
+        self.lock().lifecycle.phase().is_alive()
     }
 
     pub(crate) fn snapshot(&self, now: Duration) -> ServiceLifecycleSnapshot {
-        self.lock().snapshot(now)
+        self.lock().lifecycle.snapshot(now)
+    }
+
+    pub(crate) fn metrics(&self) -> ServiceMetricsSnapshot {
+        let state = self.lock();
+        ServiceMetricsSnapshot {
+            restarts_total: state.lifecycle.restart_count(),
+            ..state.counters
+        }
     }
 
     /// Runs one lifecycle transition and reports it, plus whatever `also`
@@ -114,13 +131,14 @@ impl ServiceSlot {
         also: impl Fn(&dyn MetricsSink, &ServiceLifecycle),
     ) -> Result<(), InvalidTransition> {
         let now = telemetry.now();
-        let mut lifecycle = self.lock();
+        let mut state = self.lock();
+        let lifecycle = &mut state.lifecycle;
         let from = lifecycle.phase();
-        apply(&mut lifecycle, now)?;
+        apply(lifecycle, now)?;
         let to = lifecycle.phase();
         telemetry.emit(|sink| {
             sink.phase_changed(&self.name, from, to);
-            also(sink, &lifecycle);
+            also(sink, lifecycle);
         });
         Ok(())
     }
@@ -128,8 +146,9 @@ impl ServiceSlot {
     /// Records a failed run. Refused (and not reported) only when the drain
     /// timeout terminated the service meanwhile.
     pub(crate) fn record_failure(&self, telemetry: &Telemetry, kind: FailureKind, message: String) {
-        let mut lifecycle = self.lock();
-        if lifecycle.record_failure(message).is_ok() {
+        let mut state = self.lock();
+        if state.lifecycle.record_failure(message).is_ok() {
+            state.counters.record_failure(kind);
             telemetry.emit(|sink| sink.service_failed(&self.name, kind));
         }
     }
@@ -144,7 +163,11 @@ impl ServiceSlot {
     /// `service_failed(Timeout)` for [`TerminationReason::ShutdownTimeout`].
     pub(crate) fn terminate(&self, telemetry: &Telemetry, reason: TerminationReason) -> bool {
         let now = telemetry.now();
-        let mut lifecycle = self.lock();
+        let mut state = self.lock();
+        let ServiceState {
+            lifecycle,
+            counters,
+        } = &mut *state;
         let from = lifecycle.phase();
         if lifecycle.transition_to_terminated(now, reason).is_err() {
             return false;
@@ -152,6 +175,9 @@ impl ServiceSlot {
         let uptime = lifecycle.cumulative_running_time(now);
         let name = &*self.name;
         if let Some(reason) = lifecycle.termination_reason() {
+            if matches!(reason, TerminationReason::ShutdownTimeout { .. }) {
+                counters.record_failure(FailureKind::Timeout);
+            }
             telemetry.emit(|sink| {
                 match *reason {
                     TerminationReason::CircuitBreakerOpen {

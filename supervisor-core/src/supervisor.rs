@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use backoff::BackoffState;
 use lifecycle::{ServiceLifecycleSnapshot, ServicePhase, TerminationReason};
-use supervisor_metrics::SupervisorMetrics;
+use supervisor_metrics::{ServiceMetricsSnapshot, SupervisorMetrics};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
@@ -242,6 +242,33 @@ impl Supervisor {
         Some(slot.snapshot(self.shared.telemetry.now()))
     }
 
+    /// The restart and failure counters of one service, if one is registered
+    /// under `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, RestartPolicy, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// supervisor.spawn_service(
+    ///     service_fn("fragile", |_ctx: ServiceContext| async { panic!("boom") as anyhow::Result<()> })
+    ///         .with_restart_policy(RestartPolicy::Never),
+    /// )?;
+    /// supervisor.wait_for_drain().await;
+    /// let counters = supervisor.service_metrics("fragile").unwrap();
+    /// assert_eq!((counters.restarts_total, counters.failures_panic), (0, 1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn service_metrics(&self, name: &str) -> Option<ServiceMetricsSnapshot> {
+        let slot = self.shared.lock_registry().get(name).cloned()?;
+        Some(slot.metrics())
+    }
+
     /// Number of registered services, alive or terminated.
     #[must_use]
     pub fn service_count(&self) -> usize {
@@ -429,6 +456,12 @@ impl ServiceHandle {
     #[must_use]
     pub fn snapshot(&self) -> ServiceLifecycleSnapshot {
         self.slot.snapshot(self.telemetry.now())
+    }
+
+    /// The service's restart and failure counters.
+    #[must_use]
+    pub fn metrics(&self) -> ServiceMetricsSnapshot {
+        self.slot.metrics()
     }
 }
 

@@ -57,10 +57,8 @@
 //! assert_eq!(sink.0.load(Ordering::Relaxed), 1);
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 pub use lifecycle::{ServicePhase, TerminationReason};
@@ -202,16 +200,13 @@ pub struct NoopSink;
 
 impl MetricsSink for NoopSink {}
 
-/// The supervisor's always-on counters: relaxed atomics and no allocation per
-/// event.
+/// The supervisor's always-on, supervisor-wide counters: relaxed atomics, no
+/// lock, no allocation per event.
 ///
-/// It is a [`MetricsSink`], fed the same events as every other sink. Besides
-/// the supervisor-wide totals it keeps, per service name, the restarts and the
-/// failures by kind ([`service`](Self::service), [`services`](Self::services)).
-/// A service's entry is created when it is spawned (one short write lock) and
-/// dropped on `service_removed`; events take a shared read lock for the
-/// lookup. A name reused by a later spawn keeps counting, like a Prometheus
-/// counter with the same labels.
+/// It is a [`MetricsSink`], fed the same events as every other sink. The
+/// per-service counters ([`ServiceMetricsSnapshot`]) are kept by the
+/// supervisor next to each service's lifecycle, where no lookup by name is
+/// needed (`Supervisor::service_metrics`).
 ///
 /// # Examples
 ///
@@ -239,26 +234,6 @@ pub struct SupervisorMetrics {
     terminated_total: AtomicU64,
     circuit_breaker_trips: AtomicU64,
     failures: [AtomicU64; 3],
-    per_service: RwLock<HashMap<Arc<str>, Arc<ServiceCounters>>>,
-}
-
-/// The counters of one service name.
-#[derive(Debug, Default)]
-struct ServiceCounters {
-    restarts: AtomicU64,
-    failures: [AtomicU64; 3],
-}
-
-impl ServiceCounters {
-    fn snapshot(&self) -> ServiceMetricsSnapshot {
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        ServiceMetricsSnapshot {
-            restarts_total: load(&self.restarts),
-            failures_error: load(&self.failures[FailureKind::Error.index()]),
-            failures_panic: load(&self.failures[FailureKind::Panic.index()]),
-            failures_timeout: load(&self.failures[FailureKind::Timeout.index()]),
-        }
-    }
 }
 
 impl SupervisorMetrics {
@@ -287,88 +262,22 @@ impl SupervisorMetrics {
             failures_timeout: load(&self.failures[FailureKind::Timeout.index()]),
         }
     }
-
-    /// The counters of one service, if a service of that name was spawned
-    /// (and not removed).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use supervisor_metrics::{FailureKind, MetricsSink, SupervisorMetrics};
-    ///
-    /// let metrics = SupervisorMetrics::new();
-    /// metrics.service_spawned("feed");
-    /// metrics.service_failed("feed", FailureKind::Panic);
-    /// metrics.service_started("feed", 2);
-    /// let feed = metrics.service("feed").unwrap();
-    /// assert_eq!((feed.restarts_total, feed.failures_panic), (1, 1));
-    /// assert!(metrics.service("other").is_none());
-    /// ```
-    #[must_use]
-    pub fn service(&self, name: &str) -> Option<ServiceMetricsSnapshot> {
-        self.read_services()
-            .get(name)
-            .map(|counters| counters.snapshot())
-    }
-
-    /// The counters of every service, by name.
-    #[must_use]
-    pub fn services(&self) -> BTreeMap<String, ServiceMetricsSnapshot> {
-        self.read_services()
-            .iter()
-            .map(|(name, counters)| (name.to_string(), counters.snapshot()))
-            .collect()
-    }
-
-    fn read_services(
-        &self,
-    ) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<ServiceCounters>>> {
-        self.per_service
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn with_service(&self, name: &str, update: impl FnOnce(&ServiceCounters)) {
-        if let Some(counters) = self.read_services().get(name) {
-            update(counters);
-        }
-    }
 }
 
 impl MetricsSink for SupervisorMetrics {
-    fn service_spawned(&self, service: &str) {
+    fn service_spawned(&self, _service: &str) {
         self.spawned_total.fetch_add(1, Ordering::Relaxed);
         self.active_services.fetch_add(1, Ordering::Relaxed);
-        let mut services = self
-            .per_service
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if !services.contains_key(service) {
-            services.insert(Arc::from(service), Arc::default());
-        }
     }
 
-    fn service_started(&self, service: &str, start_count: u64) {
+    fn service_started(&self, _service: &str, start_count: u64) {
         if start_count > 1 {
             self.restarts_total.fetch_add(1, Ordering::Relaxed);
-            self.with_service(service, |counters| {
-                counters.restarts.fetch_add(1, Ordering::Relaxed);
-            });
         }
     }
 
-    fn service_failed(&self, service: &str, kind: FailureKind) {
+    fn service_failed(&self, _service: &str, kind: FailureKind) {
         self.failures[kind.index()].fetch_add(1, Ordering::Relaxed);
-        self.with_service(service, |counters| {
-            counters.failures[kind.index()].fetch_add(1, Ordering::Relaxed);
-        });
-    }
-
-    fn service_removed(&self, service: &str) {
-        self.per_service
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(service);
     }
 
     fn circuit_opened(&self, _service: &str, _failures: u32, _max_retries: u32) {
@@ -387,7 +296,7 @@ impl MetricsSink for SupervisorMetrics {
     }
 }
 
-/// Plain-data copy of one service's counters in [`SupervisorMetrics`].
+/// The counters of one service: restarts and failures by kind.
 ///
 /// # Examples
 ///
@@ -410,6 +319,36 @@ pub struct ServiceMetricsSnapshot {
 }
 
 impl ServiceMetricsSnapshot {
+    /// Counts one failure of `kind`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_metrics::{FailureKind, ServiceMetricsSnapshot};
+    ///
+    /// let mut counters = ServiceMetricsSnapshot::default();
+    /// counters.record_failure(FailureKind::Panic);
+    /// assert_eq!(counters.failures(FailureKind::Panic), 1);
+    /// ```
+    pub fn record_failure(&mut self, kind: FailureKind) {
+        let counter = match kind {
+            FailureKind::Error => &mut self.failures_error,
+            FailureKind::Panic => &mut self.failures_panic,
+            FailureKind::Timeout => &mut self.failures_timeout,
+        };
+        *counter = counter.saturating_add(1);
+    }
+
+    /// Failures of one kind.
+    #[must_use]
+    pub fn failures(&self, kind: FailureKind) -> u64 {
+        match kind {
+            FailureKind::Error => self.failures_error,
+            FailureKind::Panic => self.failures_panic,
+            FailureKind::Timeout => self.failures_timeout,
+        }
+    }
+
     /// Failures of every kind.
     #[must_use]
     pub fn failures_total(&self) -> u64 {

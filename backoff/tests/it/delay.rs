@@ -134,7 +134,32 @@ fn a_base_that_is_not_an_f64_keeps_its_low_bits() {
     );
 }
 
+/// `⌊base · (p / 2ᵏ)ⁿ⌋` capped at `MAX_DELAY`, exactly, in integers.
+fn exact_dyadic(base: u64, p: u128, k: u32, attempt: u32) -> u128 {
+    let numerator = u128::from(base) * p.pow(attempt);
+    (numerator >> (k * attempt)).min(MAX_DELAY.as_nanos())
+}
+
 proptest! {
+    #[test]
+    fn large_bases_with_dyadic_multipliers_are_within_a_nanosecond(
+        base in (1_u64 << 53)..=u64::try_from(MAX_DELAY.as_nanos()).unwrap(),
+        (p, k, attempt) in prop_oneof![
+            (Just(3_u128), Just(1_u32), 0..=41_u32),
+            (Just(5), Just(2), 0..=28_u32),
+            (Just(7), Just(2), 0..=23_u32),
+            (Just(9), Just(3), 0..=20_u32),
+            (Just(1025), Just(10), 0..=6_u32),
+        ],
+    ) {
+        // p / 2ᵏ is an exact `f64`, so the exact delay is a ratio of integers.
+        let multiplier = p as f64 / f64::from(1_u32 << k);
+        let config = exponential(Duration::from_nanos(base), MAX_DELAY, multiplier);
+        let exact = exact_dyadic(base, p, k, attempt);
+        let actual = config.delay_for_attempt(attempt).as_nanos();
+        prop_assert!(actual.abs_diff(exact) <= 1, "{} instead of {}", actual, exact);
+    }
+
     #[test]
     fn delay_for_attempt_matches_the_model(
         (base, max) in base_and_max(),

@@ -121,8 +121,8 @@ async fn hung_services_are_aborted_at_the_shutdown_timeout() {
     assert_eq!(m.active_services, 0);
     assert_eq!(m.terminated_total, 2);
     assert_eq!(m.failures_timeout, 1);
-    assert_eq!(sup.metrics().service("hung").unwrap().failures_timeout, 1);
-    assert_eq!(sup.metrics().service("polite").unwrap().failures_total(), 0);
+    assert_eq!(sup.service_metrics("hung").unwrap().failures_timeout, 1);
+    assert_eq!(sup.service_metrics("polite").unwrap().failures_total(), 0);
     assert!(rec.events().contains(&Event::Terminated(
         "hung".into(),
         TerminationReason::ShutdownTimeout {
