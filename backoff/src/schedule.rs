@@ -17,6 +17,9 @@ pub(crate) struct Schedule {
     rng: SplitMix64,
     attempt: u32,
     previous: u64,
+    /// Whether the exponential has reached `max`: it never decreases, so
+    /// every later attempt until a reset is `max` too, without computing it.
+    saturated: bool,
 }
 
 impl Schedule {
@@ -30,6 +33,7 @@ impl Schedule {
             rng: SplitMix64::new(seed),
             attempt: 0,
             previous: base,
+            saturated: false,
         }
     }
 
@@ -40,7 +44,7 @@ impl Schedule {
 
     /// The delay of the current attempt; moves to the next attempt.
     pub(crate) fn next_delay(&mut self) -> Duration {
-        let exponential = exponential_nanos(self.base, self.max, self.multiplier, self.attempt);
+        let exponential = self.exponential();
         let delay = jittered_nanos(
             self.jitter,
             self.base,
@@ -58,6 +62,34 @@ impl Schedule {
     pub(crate) const fn reset(&mut self) {
         self.attempt = 0;
         self.previous = self.base;
+        self.saturated = false;
+    }
+
+    /// `min(max, base · multiplier^attempt)` in nanoseconds, the un-jittered
+    /// delay of the current attempt. Two shortcuts give the same value as
+    /// [`exponential_nanos`]: once saturated it stays `max`, and the default
+    /// multiplier of 2 is an exact shift.
+    fn exponential(&mut self) -> u64 {
+        if self.saturated {
+            return self.max;
+        }
+        #[expect(
+            clippy::float_cmp,
+            reason = "2.0 is exact; any other value takes the general path"
+        )]
+        let doubling = self.multiplier == 2.0;
+        let exponential = if self.base == 0 {
+            0
+        } else if doubling {
+            match self.base.checked_shl(self.attempt) {
+                Some(shifted) if shifted >> self.attempt == self.base => shifted.min(self.max),
+                _ => self.max,
+            }
+        } else {
+            exponential_nanos(self.base, self.max, self.multiplier, self.attempt)
+        };
+        self.saturated = exponential >= self.max;
+        exponential
     }
 }
 

@@ -194,7 +194,11 @@ impl Fleet {
 
     /// Asks every service to stop and waits until all have ended, failing
     /// after `limit`. The project's drain must be clean.
-    pub(crate) async fn drain(self, limit: Duration) -> Result<()> {
+    ///
+    /// Takes `&mut self` so that the caller stops its clock before the fleet
+    /// itself (the supervisor's registry, the tracker) is dropped: tearing
+    /// down the bookkeeping is not part of a drain, for any variant.
+    pub(crate) async fn drain(&mut self, limit: Duration) -> Result<()> {
         let drained = async {
             match self {
                 Fleet::Project(supervisor) => {

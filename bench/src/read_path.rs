@@ -4,7 +4,11 @@
 //!
 //! The reader is its own OS thread (as a metrics exporter or an admin endpoint
 //! on a blocking thread would be); the restarts run on the 2-worker runtime.
-//! Rounds alternate without / with the reader.
+//! Rounds alternate: no reader, a control thread, the snapshot reader. The
+//! control thread does the same kind of work as a snapshot (reads 100k names,
+//! allocates a string for each and a vector of 152-byte records) without
+//! touching the supervisor: on a 2-core machine any busy thread slows the
+//! restarts, and the control shows how much of the slowdown is the machine's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,6 +29,8 @@ pub(crate) struct ReadPath {
     pub(crate) alone: Vec<f64>,
     /// ns per restart while the reader runs, one per round.
     pub(crate) with_reader: Vec<f64>,
+    /// ns per restart while the control thread runs, one per round.
+    pub(crate) with_control: Vec<f64>,
     /// ns per `lifecycle_snapshots()` call, every call of every round.
     pub(crate) latencies: Vec<f64>,
 }
@@ -33,6 +39,12 @@ impl ReadPath {
     /// Restarts with the reader ÷ without, on the medians.
     pub(crate) fn slowdown(&self) -> f64 {
         median(&self.with_reader) / median(&self.alone)
+    }
+
+    /// Restarts with the reader ÷ with the control thread: the part of the
+    /// slowdown the supervisor's read path is responsible for.
+    pub(crate) fn slowdown_vs_control(&self) -> f64 {
+        median(&self.with_reader) / median(&self.with_control)
     }
 }
 
@@ -44,37 +56,44 @@ pub(crate) fn measure(n: usize, restarts: u64, rounds: usize, limit: Duration) -
     run_on_worker(&runtime, async move {
         let running = Arc::new(Arrivals::new(n));
         let idle = Arc::new(Script::idle(Arc::clone(&running)));
-        let fleet = Fleet::start_once(Variant::Project, &names, &idle)?;
+        let mut fleet = Fleet::start_once(Variant::Project, &names, &idle)?;
         running.wait(limit).await?;
         let supervisor = fleet.supervisor().context("not a supervisor")?.clone();
 
         let mut result = ReadPath {
             alone: Vec::new(),
             with_reader: Vec::new(),
+            with_control: Vec::new(),
             latencies: Vec::new(),
         };
         for round in 0..rounds {
-            for reading in [false, true] {
-                let reader = if reading {
-                    let reader = Reader::start(supervisor.clone(), n);
-                    reader.wait_for_first(limit).await?;
-                    Some(reader)
-                } else {
-                    None
+            for mode in [Mode::Alone, Mode::Control, Mode::Snapshots] {
+                let reader = match mode {
+                    Mode::Alone => None,
+                    Mode::Control => Some(Reader::start(Work::Control(Arc::clone(&names)))),
+                    Mode::Snapshots => Some(Reader::start(Work::Snapshots(supervisor.clone(), n))),
                 };
+                if let Some(reader) = &reader {
+                    reader.wait_for_first(limit).await?;
+                }
                 let done = Arc::new(Arrivals::new(1));
                 let script = Arc::new(Script::failing(restarts, Arc::clone(&done)));
-                let name = Arc::from(format!("crasher-{round}-{reading}"));
+                let name = Arc::from(format!("crasher-{round}-{mode:?}"));
                 let started = now();
                 fleet.spawn_restarting(&name, &script)?;
                 done.wait(limit).await?;
                 let ns = per(started.elapsed(), restarts);
-                match reader {
-                    Some(reader) => {
-                        result.latencies.extend(reader.stop().await?);
+                let latencies = match reader {
+                    Some(reader) => reader.stop().await?,
+                    None => Vec::new(),
+                };
+                match mode {
+                    Mode::Alone => result.alone.push(ns),
+                    Mode::Control => result.with_control.push(ns),
+                    Mode::Snapshots => {
                         result.with_reader.push(ns);
+                        result.latencies.extend(latencies);
                     }
-                    None => result.alone.push(ns),
                 }
                 ensure!(script.runs() == restarts + 1, "the crasher did not finish");
             }
@@ -84,7 +103,47 @@ pub(crate) fn measure(n: usize, restarts: u64, rounds: usize, limit: Duration) -
     })
 }
 
-/// A thread taking snapshots back to back until stopped.
+/// What runs next to the restarts in a round.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Alone,
+    Control,
+    Snapshots,
+}
+
+/// What the reader thread does, back to back.
+enum Work {
+    /// `lifecycle_snapshots()`, which must list at least this many services.
+    Snapshots(Supervisor, usize),
+    /// The same kind of work without the supervisor.
+    Control(Arc<[Arc<str>]>),
+}
+
+impl Work {
+    /// One iteration.
+    fn once(&self) -> Result<()> {
+        match self {
+            Work::Snapshots(supervisor, at_least) => {
+                let snapshots = supervisor.lifecycle_snapshots();
+                ensure!(
+                    snapshots.len() >= *at_least,
+                    "a snapshot of {} services, expected at least {at_least}",
+                    snapshots.len()
+                );
+            }
+            Work::Control(names) => {
+                let records: Vec<(String, [u64; 16])> = names
+                    .iter()
+                    .map(|name| (name.to_string(), [name.len() as u64; 16]))
+                    .collect();
+                std::hint::black_box(&records);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A thread doing [`Work`] back to back until stopped.
 struct Reader {
     stop: Arc<AtomicBool>,
     taken: Arc<AtomicU64>,
@@ -92,7 +151,7 @@ struct Reader {
 }
 
 impl Reader {
-    fn start(supervisor: Supervisor, at_least: usize) -> Self {
+    fn start(work: Work) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let taken = Arc::new(AtomicU64::new(0));
         let thread = std::thread::spawn({
@@ -102,14 +161,8 @@ impl Reader {
                 let mut latencies = Vec::new();
                 while !stop.load(Ordering::Acquire) {
                     let started = now();
-                    let snapshots = supervisor.lifecycle_snapshots();
+                    work.once()?;
                     latencies.push(started.elapsed().as_nanos() as f64);
-                    ensure!(
-                        snapshots.len() >= at_least,
-                        "a snapshot of {} services, expected at least {at_least}",
-                        snapshots.len()
-                    );
-                    drop(snapshots);
                     taken.fetch_add(1, Ordering::Release);
                 }
                 Ok(latencies)

@@ -170,14 +170,16 @@ impl Figure {
         self
     }
 
-    pub(crate) fn extra(mut self, key: &'static str, value: impl ToString) -> Self {
-        self.extra.push((key, value.to_string()));
+    pub(crate) fn extra(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.extra.push((key, value.into()));
         self
     }
 
     /// project ÷ raw.
     pub(crate) fn ratio(&self) -> Option<f64> {
-        self.raw.map(|raw| self.project / raw)
+        self.raw
+            .filter(|raw| *raw > 0.0)
+            .map(|raw| self.project / raw)
     }
 
     /// The machine-readable line.
@@ -196,7 +198,7 @@ impl Figure {
         );
         if let Some(peer) = self.peer {
             let _ = write!(line, " tgs_{unit}={peer:.1}");
-            if let Some(raw) = self.raw {
+            if let Some(raw) = self.raw.filter(|raw| *raw > 0.0) {
                 let _ = write!(line, " tgs_ratio={:.3}", peer / raw);
             }
         }
@@ -253,7 +255,7 @@ pub(crate) fn markdown(header: &Header, figures: &[Figure]) -> String {
         let raw = figure
             .raw
             .map_or_else(|| "—".to_owned(), |v| figure.unit.show(v));
-        let peer = match (figure.peer, figure.raw) {
+        let peer = match (figure.peer, figure.raw.filter(|raw| *raw > 0.0)) {
             (Some(peer), Some(raw)) => format!("{} ({:.2}×)", figure.unit.show(peer), peer / raw),
             (Some(peer), None) => figure.unit.show(peer),
             (None, _) => "—".to_owned(),

@@ -21,7 +21,7 @@ pub(crate) fn cycle(variant: Variant, restarts: u64, limit: Duration) -> Result<
     run_on_worker(&runtime, async move {
         let done = Arc::new(Arrivals::new(1));
         let script = Arc::new(Script::failing(restarts, Arc::clone(&done)));
-        let fleet = Fleet::new(variant)?;
+        let mut fleet = Fleet::new(variant)?;
         let started = now();
         fleet.spawn_restarting(&Arc::from("crasher"), &script)?;
         done.wait(limit).await?;
@@ -58,7 +58,7 @@ pub(crate) fn burst(
                     Arc::new(Script::failing(failures, Arc::clone(&done)).with_gate(gate.clone()))
                 })
                 .collect();
-            let fleet = Fleet::new(variant)?;
+            let mut fleet = Fleet::new(variant)?;
             for (name, script) in names.iter().zip(&scripts) {
                 fleet.spawn_restarting(name, script)?;
             }
@@ -93,7 +93,7 @@ pub(crate) fn soak_child(
             Script::failing(total, Arc::clone(&done))
                 .with_checkpoint(warm_up + 1, Arc::clone(&mark)),
         );
-        let fleet = Fleet::new(variant)?;
+        let mut fleet = Fleet::new(variant)?;
         fleet.spawn_restarting(&Arc::from("soak"), &script)?;
         mark.wait(limit).await?;
         let before = rss_bytes()?;

@@ -36,7 +36,10 @@ enum Exit {
 
 /// What to do after the restart delay is decided.
 enum Next {
-    Restart,
+    /// Start again; the restart happens at this time.
+    Restart {
+        at: Duration,
+    },
     Stop,
 }
 
@@ -44,17 +47,22 @@ impl<S: Service> Runner<S> {
     /// Supervises the service until it terminates. Any transition refused by
     /// the lifecycle means the supervisor already terminated the service (the
     /// drain timeout): the task then simply ends.
-    pub(crate) async fn run(mut self) {
+    ///
+    /// The clock is read once per step, and that time is used by every
+    /// transition of the step (a zero-delay restart reads it once per cycle).
+    pub(crate) async fn run(&mut self) {
+        let mut now = self.telemetry.now();
         loop {
             if self.token.is_cancelled() {
                 self.stop();
                 return;
             }
-            if self.start().is_err() {
+            if self.start(now).is_err() {
                 return;
             }
 
             let exit = self.run_once().await;
+            now = self.telemetry.now();
 
             if self.token.is_cancelled() {
                 if let Exit::Failed { kind, message } = exit {
@@ -65,13 +73,15 @@ impl<S: Service> Runner<S> {
             }
 
             let next = match exit {
-                Exit::Clean => self.after_clean_exit().await,
-                Exit::Failed { kind, message } => self.after_failure(kind, message).await,
+                Exit::Clean => self.after_clean_exit(now).await,
+                Exit::Failed { kind, message } => self.after_failure(kind, message, now).await,
             };
             match next {
-                Next::Restart => {
-                    let restarting = self.slot.transition(
+                Next::Restart { at } => {
+                    now = at;
+                    let restarting = self.slot.transition_at(
                         &self.telemetry,
+                        now,
                         |lc, now| lc.transition_to_restarting(now),
                         |_, _| {},
                     );
@@ -85,14 +95,15 @@ impl<S: Service> Runner<S> {
     }
 
     /// `Starting | Restarting → Running`.
-    fn start(&mut self) -> Result<(), lifecycle::InvalidTransition> {
+    fn start(&mut self, now: Duration) -> Result<(), lifecycle::InvalidTransition> {
         let name = &*self.slot.name;
-        self.slot.transition(
+        self.slot.transition_at(
             &self.telemetry,
+            now,
             |lc, now| lc.transition_to_running(now),
             |sink, lc| sink.service_started(name, lc.start_count()),
         )?;
-        self.backoff.record_start(self.telemetry.now());
+        self.backoff.record_start(now);
         tracing::info!("service running");
         Ok(())
     }
@@ -116,14 +127,14 @@ impl<S: Service> Runner<S> {
         }
     }
 
-    async fn after_clean_exit(&mut self) -> Next {
+    async fn after_clean_exit(&mut self, now: Duration) -> Next {
         tracing::info!("service exited cleanly");
         match self.slot.policy {
             RestartPolicy::Always => {
                 // A clean exit is not a failure: the next failure backs off
                 // from the base again.
                 self.backoff.reset();
-                self.back_off(self.clean_restart_delay).await
+                self.back_off(self.clean_restart_delay, now).await
             }
             RestartPolicy::OnFailure | RestartPolicy::Never => {
                 self.slot
@@ -133,10 +144,9 @@ impl<S: Service> Runner<S> {
         }
     }
 
-    async fn after_failure(&mut self, kind: FailureKind, message: String) -> Next {
+    async fn after_failure(&mut self, kind: FailureKind, message: String, now: Duration) -> Next {
         tracing::warn!(kind = %kind, error = %message, "service failed");
         self.record_failure(kind, message.clone());
-        let now = self.telemetry.now();
         self.backoff.maybe_reset_on_cooldown(now);
 
         if self.slot.policy == RestartPolicy::Never {
@@ -149,7 +159,7 @@ impl<S: Service> Runner<S> {
         }
 
         match self.backoff.next_backoff(now) {
-            BackoffAction::Retry(delay) => self.back_off(delay).await,
+            BackoffAction::Retry(delay) => self.back_off(delay, now).await,
             BackoffAction::CircuitOpen {
                 failures,
                 max_retries,
@@ -171,11 +181,13 @@ impl<S: Service> Runner<S> {
         }
     }
 
-    /// `Running → BackingOff`, then waits `delay` unless cancelled first.
-    async fn back_off(&mut self, delay: Duration) -> Next {
+    /// `Running → BackingOff` at `now`, then waits `delay` unless cancelled
+    /// first.
+    async fn back_off(&mut self, delay: Duration, now: Duration) -> Next {
         let name = &*self.slot.name;
-        let backing_off = self.slot.transition(
+        let backing_off = self.slot.transition_at(
             &self.telemetry,
+            now,
             |lc, now| lc.transition_to_backing_off(now, delay),
             |sink, _| sink.backoff_scheduled(name, delay),
         );
@@ -186,13 +198,16 @@ impl<S: Service> Runner<S> {
 
         if delay.is_zero() {
             // No timer for a zero delay (it would wait for the next timer
-            // tick); yield so a crash loop cannot starve the worker thread.
-            tokio::task::yield_now().await;
+            // tick). Spend a unit of the task's cooperative budget instead:
+            // a crash loop yields to the scheduler every 128 restarts, so it
+            // cannot starve the worker, without paying a context switch on
+            // each restart.
+            tokio::task::coop::consume_budget().await;
             if self.token.is_cancelled() {
                 self.stop();
                 return Next::Stop;
             }
-            return Next::Restart;
+            return Next::Restart { at: now };
         }
         tokio::select! {
             biased;
@@ -201,7 +216,7 @@ impl<S: Service> Runner<S> {
                 self.stop();
                 Next::Stop
             }
-            () = tokio::time::sleep(delay) => Next::Restart,
+            () = tokio::time::sleep(delay) => Next::Restart { at: self.telemetry.now() },
         }
     }
 

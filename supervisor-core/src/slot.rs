@@ -130,7 +130,17 @@ impl ServiceSlot {
         apply: impl FnOnce(&mut ServiceLifecycle, Duration) -> Result<(), InvalidTransition>,
         also: impl Fn(&dyn MetricsSink, &ServiceLifecycle),
     ) -> Result<(), InvalidTransition> {
-        let now = telemetry.now();
+        self.transition_at(telemetry, telemetry.now(), apply, also)
+    }
+
+    /// [`transition`](Self::transition) at a time the caller already read.
+    pub(crate) fn transition_at(
+        &self,
+        telemetry: &Telemetry,
+        now: Duration,
+        apply: impl FnOnce(&mut ServiceLifecycle, Duration) -> Result<(), InvalidTransition>,
+        also: impl Fn(&dyn MetricsSink, &ServiceLifecycle),
+    ) -> Result<(), InvalidTransition> {
         let mut state = self.lock();
         let lifecycle = &mut state.lifecycle;
         let from = lifecycle.phase();

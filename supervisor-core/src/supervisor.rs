@@ -1,6 +1,7 @@
 //! The [`Supervisor`]: registry, spawning, shutdown and drain.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher as _;
@@ -166,15 +167,19 @@ impl Supervisor {
                     name: name.to_string(),
                 });
             }
-            if registry
-                .get(&name)
-                .is_some_and(|existing| existing.is_alive())
-            {
-                return Err(SpawnError::DuplicateName {
-                    name: name.to_string(),
-                });
+            match registry.entry(Arc::clone(&name)) {
+                Entry::Occupied(existing) if existing.get().is_alive() => {
+                    return Err(SpawnError::DuplicateName {
+                        name: name.to_string(),
+                    });
+                }
+                Entry::Occupied(mut terminated) => {
+                    terminated.insert(Arc::clone(&slot));
+                }
+                Entry::Vacant(vacant) => {
+                    vacant.insert(Arc::clone(&slot));
+                }
             }
-            registry.insert(Arc::clone(&name), Arc::clone(&slot));
             shared.telemetry.emit(|sink| sink.service_spawned(&name));
         }
 
@@ -187,7 +192,12 @@ impl Supervisor {
             clean_restart_delay: shared.config.clean_restart_delay,
         };
         let span = tracing::info_span!("service", service = %name, policy = %policy);
-        let task = shared.tracker.spawn(runner.run().instrument(span));
+        // An `async fn` taking `self` by value would keep the runner twice in
+        // the task (the argument and its binding); borrowing it keeps it once.
+        let mut runner = runner;
+        let task = shared
+            .tracker
+            .spawn(async move { runner.run().await }.instrument(span));
         slot.set_abort_handle(task.abort_handle());
         Ok(ServiceHandle {
             slot,
@@ -228,9 +238,12 @@ impl Supervisor {
     #[must_use]
     pub fn lifecycle_snapshots(&self) -> Vec<ServiceLifecycleSnapshot> {
         let now = self.shared.telemetry.now();
+        // Read in place under the registry lock: it only blocks spawns, never
+        // the services, and saves two cache misses per service over cloning
+        // the `Arc`s out first.
         self.shared
-            .slots()
-            .iter()
+            .lock_registry()
+            .values()
             .map(|slot| slot.snapshot(now))
             .collect()
     }

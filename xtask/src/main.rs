@@ -37,6 +37,7 @@ fn main() -> Result<()> {
         "ci" => ci(),
         "deps" => step("dependency isolation", check_dependency_isolation),
         "mutants" => mutants(),
+        "bench" => bench(),
         "help" | "--help" | "-h" => {
             println!("usage: cargo xtask <ci|deps|mutants>");
             Ok(())
@@ -234,6 +235,83 @@ fn normal_dependencies(krate: &str, features: &[&str]) -> Result<Vec<String>> {
         .filter_map(|line| line.split_whitespace().next())
         .map(str::to_owned)
         .collect())
+}
+
+/// `cargo xtask bench`: the benchmark suite, full run, release build; the
+/// report goes to `target/bench/latest.md` (see `bench/src/main.rs`).
+/// `cargo xtask bench --smoke` is the tiny run CI does, [`bench_smoke`].
+fn bench() -> Result<()> {
+    if env::args().nth(2).as_deref() == Some("--smoke") {
+        return step("bench smoke", bench_smoke);
+    }
+    // Both binaries: `supervisor-bench` runs `backoff-alloc` from its own folder.
+    step("bench (release build)", || {
+        cargo(
+            &[
+                "build",
+                "--release",
+                "--locked",
+                "-p",
+                "supervisor-bench",
+                "--bins",
+            ],
+            &[],
+        )
+    })?;
+    step("bench (full run, a few minutes)", || {
+        cargo(
+            &[
+                "run",
+                "--release",
+                "--locked",
+                "-p",
+                "supervisor-bench",
+                "--bin",
+                "supervisor-bench",
+                "--",
+                "--full",
+            ],
+            &[],
+        )
+    })
+}
+
+/// The benchmark suite with tiny N (`--smoke`), so it never rots: every
+/// scenario runs and checks its counters, in seconds; the timings mean nothing.
+///
+/// Built in the dev profile with the same package, feature and target selection
+/// as the test step, so every dependency comes from the test build and only the
+/// two bench binaries are compiled; hence `cargo build` and running the binary
+/// from the target folder rather than `cargo run -p` (which would resolve
+/// features for the bench crate alone and rebuild tokio and the core).
+fn bench_smoke() -> Result<()> {
+    cargo(
+        &[
+            "build",
+            "--locked",
+            "--workspace",
+            "--all-features",
+            "--lib",
+            "--bins",
+            "--tests",
+            "--examples",
+        ],
+        &[],
+    )?;
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
+    let exe = target
+        .join("debug")
+        .join(format!("supervisor-bench{}", env::consts::EXE_SUFFIX));
+    let status = Command::new(&exe)
+        .arg("--smoke")
+        .status()
+        .with_context(|| format!("cannot run {}", exe.display()))?;
+    if !status.success() {
+        bail!("`{} --smoke` exited with {status}", exe.display());
+    }
+    Ok(())
 }
 
 fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
