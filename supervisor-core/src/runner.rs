@@ -8,7 +8,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backoff::{BackoffAction, BackoffState};
+use backoff::{BackoffAction, BackoffConfig, BackoffState, InvalidBackoff};
 use futures::FutureExt as _;
 use lifecycle::TerminationReason;
 use supervisor_metrics::FailureKind;
@@ -22,10 +22,61 @@ use crate::{RestartPolicy, Service, ServiceContext};
 pub(crate) struct Runner<S> {
     pub(crate) service: S,
     pub(crate) slot: Arc<ServiceSlot>,
-    pub(crate) backoff: BackoffState,
+    pub(crate) backoff: LazyBackoff,
     pub(crate) token: CancellationToken,
     pub(crate) telemetry: Arc<Telemetry>,
-    pub(crate) clean_restart_delay: Duration,
+}
+
+/// A service's backoff state, made at its first failure: until then (for
+/// most services, for ever) the task carries only the validated config and
+/// the seed, not the whole state.
+///
+/// Equivalent to a state made at spawn: nothing but the start of the current
+/// run changes a fresh state before its first failure.
+pub(crate) struct LazyBackoff {
+    config: BackoffConfig,
+    seed: u64,
+    run_started: Duration,
+    state: Option<Box<BackoffState>>,
+}
+
+impl LazyBackoff {
+    /// Validates `config` now, so that a spawn with an invalid one fails.
+    pub(crate) fn new(config: BackoffConfig, seed: u64) -> Result<Self, InvalidBackoff> {
+        config.validate()?;
+        Ok(Self {
+            config,
+            seed,
+            run_started: Duration::ZERO,
+            state: None,
+        })
+    }
+
+    fn record_start(&mut self, now: Duration) {
+        self.run_started = now;
+        if let Some(state) = &mut self.state {
+            state.record_start(now);
+        }
+    }
+
+    fn reset(&mut self) {
+        if let Some(state) = &mut self.state {
+            state.reset();
+        }
+    }
+
+    /// The state, made on first use (the config was validated by `new`).
+    fn state(&mut self) -> Result<&mut BackoffState, InvalidBackoff> {
+        let state = match self.state.take() {
+            Some(state) => state,
+            None => {
+                let mut state = Box::new(BackoffState::new(self.config, self.seed)?);
+                state.record_start(self.run_started);
+                state
+            }
+        };
+        Ok(self.state.insert(state))
+    }
 }
 
 /// How one run ended.
@@ -134,7 +185,7 @@ impl<S: Service> Runner<S> {
                 // A clean exit is not a failure: the next failure backs off
                 // from the base again.
                 self.backoff.reset();
-                self.back_off(self.clean_restart_delay, now).await
+                self.back_off(self.telemetry.clean_restart_delay, now).await
             }
             RestartPolicy::OnFailure | RestartPolicy::Never => {
                 self.slot
@@ -147,7 +198,18 @@ impl<S: Service> Runner<S> {
     async fn after_failure(&mut self, kind: FailureKind, message: String, now: Duration) -> Next {
         tracing::warn!(kind = %kind, error = %message, "service failed");
         self.record_failure(kind, message.clone());
-        self.backoff.maybe_reset_on_cooldown(now);
+        let backoff = match self.backoff.state() {
+            Ok(backoff) => backoff,
+            // Validated at spawn: unreachable, but never a panic.
+            Err(invalid) => {
+                self.slot.terminate(
+                    &self.telemetry,
+                    TerminationReason::Unrecoverable(format!("invalid backoff: {invalid}")),
+                );
+                return Next::Stop;
+            }
+        };
+        backoff.maybe_reset_on_cooldown(now);
 
         if self.slot.policy == RestartPolicy::Never {
             let reason = match kind {
@@ -158,7 +220,7 @@ impl<S: Service> Runner<S> {
             return Next::Stop;
         }
 
-        match self.backoff.next_backoff(now) {
+        match backoff.next_backoff(now) {
             BackoffAction::Retry(delay) => self.back_off(delay, now).await,
             BackoffAction::CircuitOpen {
                 failures,
@@ -209,6 +271,9 @@ impl<S: Service> Runner<S> {
             }
             return Next::Restart { at: now };
         }
+        // Boxed: the timer is only alive while backing off, and keeping it
+        // out of the task's state machine keeps every idle service smaller.
+        let sleep = Box::pin(tokio::time::sleep(delay));
         tokio::select! {
             biased;
             () = self.token.cancelled() => {
@@ -216,7 +281,7 @@ impl<S: Service> Runner<S> {
                 self.stop();
                 Next::Stop
             }
-            () = tokio::time::sleep(delay) => Next::Restart { at: self.telemetry.now() },
+            () = sleep => Next::Restart { at: self.telemetry.now() },
         }
     }
 

@@ -27,19 +27,22 @@ use tokio::time::Instant;
 
 use crate::RestartPolicy;
 
-/// The sinks every event goes to, and the supervisor's clock origin.
+/// What every service's task shares: the sinks every event goes to, the
+/// supervisor's clock origin, and the settings the tasks read.
 pub(crate) struct Telemetry {
     pub(crate) counters: Arc<SupervisorMetrics>,
     sinks: Box<[Arc<dyn MetricsSink>]>,
     epoch: Instant,
+    pub(crate) clean_restart_delay: Duration,
 }
 
 impl Telemetry {
-    pub(crate) fn new(sinks: Vec<Arc<dyn MetricsSink>>) -> Self {
+    pub(crate) fn new(sinks: Vec<Arc<dyn MetricsSink>>, clean_restart_delay: Duration) -> Self {
         Self {
             counters: Arc::new(SupervisorMetrics::new()),
             sinks: sinks.into_boxed_slice(),
             epoch: Instant::now(),
+            clean_restart_delay,
         }
     }
 

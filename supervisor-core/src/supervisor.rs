@@ -1,7 +1,7 @@
 //! The [`Supervisor`]: registry, spawning, shutdown and drain.
 
-use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher as _;
@@ -9,14 +9,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use backoff::BackoffState;
 use lifecycle::{ServiceLifecycleSnapshot, ServicePhase, TerminationReason};
 use supervisor_metrics::{ServiceMetricsSnapshot, SupervisorMetrics};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use crate::runner::Runner;
+use crate::runner::{LazyBackoff, Runner};
 use crate::slot::{ServiceSlot, Telemetry};
 use crate::{Service, SpawnError, SpawnOptions, SupervisorConfig};
 
@@ -69,7 +68,7 @@ struct Shared {
     cancel: CancellationToken,
     telemetry: Arc<Telemetry>,
     /// Written only on spawn (and, later, removal); never by transitions.
-    registry: Mutex<BTreeMap<Arc<str>, Arc<ServiceSlot>>>,
+    registry: Mutex<HashMap<Arc<str>, Arc<ServiceSlot>>>,
     jitter_seed: u64,
     spawn_counter: AtomicU64,
 }
@@ -82,14 +81,17 @@ impl Supervisor {
         let jitter_seed = config
             .jitter_seed
             .unwrap_or_else(|| RandomState::new().hash_one(0x5eed_u64));
-        let telemetry = Arc::new(Telemetry::new(config.sinks.clone()));
+        let telemetry = Arc::new(Telemetry::new(
+            config.sinks.clone(),
+            config.clean_restart_delay,
+        ));
         Self {
             shared: Arc::new(Shared {
                 config,
                 tracker: TaskTracker::new(),
                 cancel: CancellationToken::new(),
                 telemetry,
-                registry: Mutex::new(BTreeMap::new()),
+                registry: Mutex::new(HashMap::new()),
                 jitter_seed,
                 spawn_counter: AtomicU64::new(0),
             }),
@@ -148,7 +150,7 @@ impl Supervisor {
             });
         }
         let backoff_config = options.backoff.unwrap_or(shared.config.default_backoff);
-        let backoff = BackoffState::new(backoff_config, self.next_seed()).map_err(|source| {
+        let backoff = LazyBackoff::new(backoff_config, self.next_seed()).map_err(|source| {
             SpawnError::InvalidBackoff {
                 name: name.to_string(),
                 source,
@@ -189,7 +191,6 @@ impl Supervisor {
             backoff,
             token: shared.cancel.child_token(),
             telemetry: Arc::clone(&shared.telemetry),
-            clean_restart_delay: shared.config.clean_restart_delay,
         };
         let span = tracing::info_span!("service", service = %name, policy = %policy);
         // An `async fn` taking `self` by value would keep the runner twice in
@@ -241,11 +242,14 @@ impl Supervisor {
         // Read in place under the registry lock: it only blocks spawns, never
         // the services, and saves two cache misses per service over cloning
         // the `Arc`s out first.
-        self.shared
+        let mut snapshots: Vec<ServiceLifecycleSnapshot> = self
+            .shared
             .lock_registry()
             .values()
             .map(|slot| slot.snapshot(now))
-            .collect()
+            .collect();
+        snapshots.sort_unstable_by(|a, b| a.service_name.cmp(&b.service_name));
+        snapshots
     }
 
     /// A snapshot of one service, if one is registered under `name`.
@@ -333,6 +337,7 @@ impl Supervisor {
                 aborted.push(slot.name.to_string());
             }
         }
+        aborted.sort_unstable();
         let unwound = tokio::time::timeout(ABORT_GRACE, shared.tracker.wait())
             .await
             .is_ok();
@@ -409,7 +414,7 @@ impl fmt::Debug for Supervisor {
 }
 
 impl Shared {
-    fn lock_registry(&self) -> MutexGuard<'_, BTreeMap<Arc<str>, Arc<ServiceSlot>>> {
+    fn lock_registry(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<ServiceSlot>>> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
