@@ -86,9 +86,12 @@ pub struct ServiceLifecycle {
     phase: ServicePhase,
     start_count: u64,
     total_failures: u64,
-    last_error: Option<String>,
+    /// Boxed, like the reason below: a supervisor keeps one lifecycle per
+    /// service, and most services never fail or terminate, so the rare fields
+    /// stay out of line.
+    last_error: Option<Box<str>>,
     current_backoff: Option<Duration>,
-    termination_reason: Option<TerminationReason>,
+    termination_reason: Option<Box<TerminationReason>>,
     /// The `now` of the latest accepted transition. While `Running`, this is
     /// when the open running interval began.
     last_transition_at: Duration,
@@ -214,7 +217,7 @@ impl ServiceLifecycle {
     /// [`Terminated`](ServicePhase::Terminated).
     #[must_use]
     pub fn termination_reason(&self) -> Option<&TerminationReason> {
-        self.termination_reason.as_ref()
+        self.termination_reason.as_deref()
     }
 
     /// The `now` of the latest accepted transition, or of [`new`](Self::new)
@@ -370,7 +373,7 @@ impl ServiceLifecycle {
         reason: TerminationReason,
     ) -> Result<(), InvalidTransition> {
         self.enter(ServicePhase::Terminated, now)?;
-        self.termination_reason = Some(reason);
+        self.termination_reason = Some(Box::new(reason));
         Ok(())
     }
 
@@ -408,7 +411,7 @@ impl ServiceLifecycle {
             return Err(NotRunning::new(self.phase));
         }
         self.total_failures = self.total_failures.saturating_add(1);
-        self.last_error = Some(message.into());
+        self.last_error = Some(message.into().into_boxed_str());
         Ok(())
     }
 
@@ -438,7 +441,7 @@ impl ServiceLifecycle {
             start_count: self.start_count,
             restart_count: self.restart_count(),
             total_failures: self.total_failures,
-            last_error: self.last_error.clone(),
+            last_error: self.last_error.as_deref().map(str::to_owned),
             termination_reason: self.termination_reason.as_ref().map(ToString::to_string),
             termination_kind: self
                 .termination_reason

@@ -81,7 +81,28 @@ pub(crate) struct ServiceSlot {
 struct ServiceState {
     lifecycle: ServiceLifecycle,
     /// Failures by kind; `restarts_total` is read from the lifecycle.
-    counters: ServiceMetricsSnapshot,
+    failures: FailureCounts,
+}
+
+/// Failures of one service by kind (its restarts are the lifecycle's).
+#[derive(Default)]
+struct FailureCounts {
+    error: u64,
+    panic: u64,
+    timeout: u64,
+}
+
+impl FailureCounts {
+    fn record(&mut self, kind: FailureKind) {
+        let counter = match kind {
+            FailureKind::Error => &mut self.error,
+            FailureKind::Panic => &mut self.panic,
+            // `FailureKind` is non-exhaustive; every kind added later is a
+            // timeout-like abort until it gets its own counter.
+            _ => &mut self.timeout,
+        };
+        *counter = counter.saturating_add(1);
+    }
 }
 
 impl ServiceSlot {
@@ -89,7 +110,7 @@ impl ServiceSlot {
         Self {
             state: Mutex::new(ServiceState {
                 lifecycle: ServiceLifecycle::new(Arc::clone(&name), now),
-                counters: ServiceMetricsSnapshot::default(),
+                failures: FailureCounts::default(),
             }),
             name,
             policy,
@@ -120,7 +141,9 @@ impl ServiceSlot {
         let state = self.lock();
         ServiceMetricsSnapshot {
             restarts_total: state.lifecycle.restart_count(),
-            ..state.counters
+            failures_error: state.failures.error,
+            failures_panic: state.failures.panic,
+            failures_timeout: state.failures.timeout,
         }
     }
 
@@ -161,7 +184,7 @@ impl ServiceSlot {
     pub(crate) fn record_failure(&self, telemetry: &Telemetry, kind: FailureKind, message: String) {
         let mut state = self.lock();
         if state.lifecycle.record_failure(message).is_ok() {
-            state.counters.record_failure(kind);
+            state.failures.record(kind);
             telemetry.emit(|sink| sink.service_failed(&self.name, kind));
         }
     }
@@ -179,7 +202,7 @@ impl ServiceSlot {
         let mut state = self.lock();
         let ServiceState {
             lifecycle,
-            counters,
+            failures,
         } = &mut *state;
         let from = lifecycle.phase();
         if lifecycle.transition_to_terminated(now, reason).is_err() {
@@ -189,7 +212,7 @@ impl ServiceSlot {
         let name = &*self.name;
         if let Some(reason) = lifecycle.termination_reason() {
             if matches!(reason, TerminationReason::ShutdownTimeout { .. }) {
-                counters.record_failure(FailureKind::Timeout);
+                failures.record(FailureKind::Timeout);
             }
             telemetry.emit(|sink| {
                 match *reason {
