@@ -3,6 +3,7 @@
 //! ```text
 //! cargo xtask ci      # everything CI runs, in order, failing fast
 //! cargo xtask deps    # only the dependency-isolation check
+//! cargo xtask bench   # the benchmarks, release build (a few minutes); `--smoke`: tiny N
 //! cargo xtask mutants # cargo-mutants on the pure crates (slow; not part of ci)
 //! ```
 //!
@@ -39,7 +40,7 @@ fn main() -> Result<()> {
         "mutants" => mutants(),
         "bench" => bench(),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <ci|deps|mutants>");
+            println!("usage: cargo xtask <ci|deps|bench [--smoke]|mutants>");
             Ok(())
         }
         other => bail!("unknown task `{other}`; try `cargo xtask help`"),
@@ -102,6 +103,10 @@ fn ci() -> Result<()> {
             &[("PROPTEST_CASES", proptest_cases.as_str())],
         )
     })?;
+    step(
+        "bench smoke (tiny N, checks counters, no timing targets)",
+        bench_smoke,
+    )?;
     step("tests (backoff without std)", || {
         cargo(
             &["test", "--locked", "-p", "backoff", "--no-default-features"],
