@@ -10,6 +10,17 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// The error type every service error is converted into: the same bound as
 /// tower's `BoxError`.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_core::BoxError;
+///
+/// let error: BoxError = std::io::Error::other("disk full").into();
+/// assert_eq!(error.to_string(), "disk full");
+/// let error: BoxError = anyhow::anyhow!("no route to host").into();
+/// assert_eq!(error.to_string(), "no route to host");
+/// ```
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// A long-running asynchronous service the [`Supervisor`](crate::Supervisor)
@@ -54,15 +65,86 @@ pub trait Service: Send + Sync + 'static {
     type Error: Into<BoxError>;
 
     /// The service's name, unique among the live services of a supervisor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, Service, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let feed = service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// });
+    /// assert_eq!(feed.name(), "feed");
+    ///
+    /// // The name is the key the supervisor registers the service under.
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// supervisor.spawn_service(feed)?;
+    /// assert!(supervisor.service_lifecycle("feed").is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
     fn name(&self) -> &str;
 
     /// When the supervisor restarts this service. Defaults to
     /// [`RestartPolicy::OnFailure`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{RestartPolicy, Service, ServiceContext};
+    ///
+    /// struct Migrate;
+    ///
+    /// impl Service for Migrate {
+    ///     type Error = std::io::Error;
+    ///     fn name(&self) -> &str {
+    ///         "migrate"
+    ///     }
+    ///     async fn run(&self, _ctx: ServiceContext) -> Result<(), Self::Error> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// assert_eq!(Migrate.restart_policy(), RestartPolicy::OnFailure);
+    /// ```
     fn restart_policy(&self) -> RestartPolicy {
         RestartPolicy::OnFailure
     }
 
     /// One run of the service. Futures do nothing unless polled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{RestartPolicy, Service, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// struct Migrate;
+    ///
+    /// impl Service for Migrate {
+    ///     type Error = std::io::Error;
+    /// #     fn name(&self) -> &str {
+    /// #         "migrate"
+    /// #     }
+    /// #     fn restart_policy(&self) -> RestartPolicy {
+    /// #         RestartPolicy::Never
+    /// #     }
+    ///     async fn run(&self, _ctx: ServiceContext) -> Result<(), Self::Error> {
+    ///         Err(std::io::Error::other("disk full"))
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let handle = supervisor.spawn_service(Migrate)?;
+    /// supervisor.wait_for_drain().await;
+    /// assert_eq!(handle.snapshot().last_error.as_deref(), Some("disk full"));
+    /// # Ok(())
+    /// # }
+    /// ```
     fn run(&self, ctx: ServiceContext) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
@@ -98,6 +180,15 @@ pub enum RestartPolicy {
 
 impl RestartPolicy {
     /// A stable lowercase label.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::RestartPolicy;
+    ///
+    /// assert_eq!(RestartPolicy::OnFailure.as_str(), "on_failure");
+    /// assert_eq!(RestartPolicy::Never.as_str(), "never");
+    /// ```
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -147,12 +238,56 @@ impl ServiceContext {
     }
 
     /// The service's registered name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let (names, mut received) = tokio::sync::mpsc::unbounded_channel();
+    /// supervisor.spawn_service(service_fn("echo", move |ctx: ServiceContext| {
+    ///     let names = names.clone();
+    ///     async move {
+    ///         names.send(ctx.name().to_owned())?;
+    ///         ctx.cancelled().await;
+    ///         anyhow::Ok(())
+    ///     }
+    /// }))?;
+    /// assert_eq!(received.recv().await.as_deref(), Some("echo"));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// Completes when the service is asked to stop (supervisor shutdown).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let handle = supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await; // Completes at shutdown.
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    ///
+    /// supervisor.trigger_shutdown();
+    /// assert!(supervisor.wait_for_drain().await.is_clean());
+    /// assert_eq!(handle.snapshot().termination_kind.as_deref(), Some("cancelled"));
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Cancel safety
     ///
@@ -162,6 +297,30 @@ impl ServiceContext {
     }
 
     /// Whether the service has been asked to stop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let poller = supervisor.spawn_service(service_fn("poller", |ctx: ServiceContext| async move {
+    ///     while !ctx.is_cancelled() {
+    ///         tokio::time::sleep(Duration::from_secs(1)).await; // One unit of work.
+    ///     }
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// tokio::time::sleep(Duration::from_millis(2500)).await;
+    ///
+    /// supervisor.trigger_shutdown();
+    /// assert!(supervisor.wait_for_drain().await.is_clean());
+    /// assert_eq!(poller.snapshot().termination_kind.as_deref(), Some("cancelled"));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
         self.token.is_cancelled()
@@ -169,6 +328,28 @@ impl ServiceContext {
 
     /// The raw token, to hand to libraries that take a `CancellationToken`
     /// (derive child tokens from it for sub-tasks).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let (done, mut received) = tokio::sync::mpsc::unbounded_channel();
+    /// supervisor.spawn_service(service_fn("server", move |ctx: ServiceContext| {
+    ///     let (child, done) = (ctx.token().child_token(), done.clone());
+    ///     tokio::spawn(async move { child.cancelled().await; done.send("sub-task stopped") });
+    ///     async move { ctx.cancelled().await; anyhow::Ok(()) }
+    /// }))?;
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    /// supervisor.trigger_shutdown();
+    /// assert_eq!(received.recv().await, Some("sub-task stopped"));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn token(&self) -> &CancellationToken {
         &self.token
@@ -176,6 +357,19 @@ impl ServiceContext {
 }
 
 /// A [`Service`] made from a name and a closure; see [`service_fn`].
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_core::{service_fn, RestartPolicy, Service, ServiceContext, ServiceFn};
+///
+/// let feed: ServiceFn<_> = service_fn("feed", |ctx: ServiceContext| async move {
+///     ctx.cancelled().await;
+///     anyhow::Ok(())
+/// });
+/// assert_eq!(feed.restart_policy(), RestartPolicy::OnFailure);
+/// assert_eq!(format!("{feed:?}"), r#"ServiceFn { name: "feed", policy: OnFailure, .. }"#);
+/// ```
 pub struct ServiceFn<F> {
     name: Arc<str>,
     policy: RestartPolicy,
@@ -215,6 +409,16 @@ where
 
 impl<F> ServiceFn<F> {
     /// Sets the restart policy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, RestartPolicy, Service, ServiceContext};
+    ///
+    /// let job = service_fn("job", |_ctx: ServiceContext| async { anyhow::Ok(()) })
+    ///     .with_restart_policy(RestartPolicy::Never);
+    /// assert_eq!(job.restart_policy(), RestartPolicy::Never);
+    /// ```
     #[must_use]
     pub fn with_restart_policy(mut self, policy: RestartPolicy) -> Self {
         self.policy = policy;

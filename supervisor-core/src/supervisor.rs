@@ -76,6 +76,20 @@ struct Shared {
 impl Supervisor {
     /// A supervisor with this configuration. No task is started until a
     /// service is spawned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{Supervisor, SupervisorConfig};
+    ///
+    /// let config = SupervisorConfig::default()
+    ///     .without_signal_handler()
+    ///     .with_shutdown_timeout(Duration::from_secs(5));
+    /// let supervisor = Supervisor::new(config);
+    /// assert_eq!(supervisor.config().shutdown_timeout(), Duration::from_secs(5));
+    /// assert_eq!(supervisor.service_count(), 0);
+    /// ```
     #[must_use]
     pub fn new(config: SupervisorConfig) -> Self {
         let jitter_seed = config
@@ -99,18 +113,63 @@ impl Supervisor {
     }
 
     /// A supervisor with [`SupervisorConfig::default`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{DEFAULT_SHUTDOWN_TIMEOUT, Supervisor};
+    ///
+    /// let supervisor = Supervisor::with_defaults();
+    /// assert_eq!(supervisor.config().shutdown_timeout(), DEFAULT_SHUTDOWN_TIMEOUT);
+    /// assert!(supervisor.config().installs_signal_handler());
+    /// ```
     #[must_use]
     pub fn with_defaults() -> Self {
         Self::new(SupervisorConfig::default())
     }
 
     /// The configuration this supervisor runs with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{Supervisor, SupervisorConfig};
+    ///
+    /// let config = SupervisorConfig::default().with_clean_restart_delay(Duration::from_secs(1));
+    /// let supervisor = Supervisor::new(config);
+    /// assert_eq!(supervisor.config().clean_restart_delay(), Duration::from_secs(1));
+    /// ```
     #[must_use]
     pub fn config(&self) -> &SupervisorConfig {
         &self.shared.config
     }
 
     /// Spawns a service with default options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{
+    ///     service_fn, ServiceContext, ServicePhase, SpawnError, Supervisor, SupervisorConfig,
+    /// };
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let feed = || service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// });
+    /// let handle = supervisor.spawn_service(feed())?;
+    /// assert_eq!(handle.phase(), ServicePhase::Starting); // Registered at once.
+    ///
+    /// supervisor.trigger_shutdown();
+    /// let refused = supervisor.spawn_service(feed()).unwrap_err();
+    /// assert_eq!(refused, SpawnError::ShuttingDown { name: "feed".into() });
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
@@ -124,6 +183,29 @@ impl Supervisor {
     /// lifecycle (phase `Starting`) is visible at once.
     ///
     /// Must be called from within a tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{
+    ///     service_fn, BackoffConfig, Jitter, ServiceContext, SpawnOptions, Supervisor, SupervisorConfig,
+    /// };
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let backoff = BackoffConfig::new(Duration::from_millis(200), Duration::from_secs(5))
+    ///     .with_jitter(Jitter::None);
+    /// let failing = service_fn("db", |_ctx: ServiceContext| async { anyhow::bail!("refused") });
+    /// let handle = supervisor.spawn_service_with_options(failing, SpawnOptions::with_backoff(backoff))?;
+    ///
+    /// tokio::time::sleep(Duration::from_millis(1)).await;
+    /// // The first failure waits this service's own base delay.
+    /// assert_eq!(handle.snapshot().current_backoff, Some(Duration::from_millis(200)));
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
@@ -208,6 +290,29 @@ impl Supervisor {
 
     /// Asks every service to stop: cancels the supervisor's token, and with it
     /// every service's child token. Idempotent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let feed = supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    ///
+    /// supervisor.trigger_shutdown();
+    /// supervisor.trigger_shutdown(); // Idempotent.
+    /// assert!(supervisor.wait_for_drain().await.is_clean());
+    /// assert_eq!(feed.snapshot().termination_kind.as_deref(), Some("cancelled"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn trigger_shutdown(&self) {
         if !self.shared.cancel.is_cancelled() {
             tracing::info!("supervisor: shutdown triggered");
@@ -216,6 +321,17 @@ impl Supervisor {
     }
 
     /// Whether shutdown has been triggered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{Supervisor, SupervisorConfig};
+    ///
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// assert!(!supervisor.is_shutting_down());
+    /// supervisor.trigger_shutdown();
+    /// assert!(supervisor.is_shutting_down());
+    /// ```
     #[must_use]
     pub fn is_shutting_down(&self) -> bool {
         self.shared.cancel.is_cancelled()
@@ -223,12 +339,43 @@ impl Supervisor {
 
     /// The supervisor's root cancellation token: cancelling it triggers
     /// shutdown; child tokens derived from it stop with the supervisor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{Supervisor, SupervisorConfig};
+    ///
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let child = supervisor.cancel_token().child_token();
+    /// supervisor.cancel_token().cancel();
+    /// assert!(supervisor.is_shutting_down());
+    /// assert!(child.is_cancelled());
+    /// ```
     #[must_use]
     pub fn cancel_token(&self) -> &CancellationToken {
         &self.shared.cancel
     }
 
     /// The built-in counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// supervisor.spawn_service(service_fn("once", |_ctx: ServiceContext| async { anyhow::Ok(()) }))?;
+    /// supervisor.wait_for_drain().await;
+    ///
+    /// let snapshot = supervisor.metrics().snapshot();
+    /// assert_eq!(snapshot.spawned_total, 1);
+    /// assert_eq!(snapshot.terminated_total, 1);
+    /// assert_eq!(snapshot.active_services, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn metrics(&self) -> &Arc<SupervisorMetrics> {
         &self.shared.telemetry.counters
@@ -236,6 +383,27 @@ impl Supervisor {
 
     /// A snapshot of every registered service, sorted by name. Each service is
     /// read under its own short lock; running services are never paused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// for name in ["ingest", "api"] {
+    ///     supervisor.spawn_service(service_fn(name, |ctx: ServiceContext| async move {
+    ///         ctx.cancelled().await;
+    ///         anyhow::Ok(())
+    ///     }))?;
+    /// }
+    /// let snapshots = supervisor.lifecycle_snapshots();
+    /// let names: Vec<&str> = snapshots.iter().map(|s| s.service_name.as_str()).collect();
+    /// assert_eq!(names, ["api", "ingest"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn lifecycle_snapshots(&self) -> Vec<ServiceLifecycleSnapshot> {
         let now = self.shared.telemetry.now();
@@ -253,6 +421,28 @@ impl Supervisor {
     }
 
     /// A snapshot of one service, if one is registered under `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, ServicePhase, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    ///
+    /// let feed = supervisor.service_lifecycle("feed").unwrap();
+    /// assert_eq!((feed.phase, feed.start_count), (ServicePhase::Running, 1));
+    /// assert_eq!(supervisor.service_lifecycle("missing"), None);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn service_lifecycle(&self, name: &str) -> Option<ServiceLifecycleSnapshot> {
         let slot = self.shared.lock_registry().get(name).cloned()?;
@@ -287,6 +477,23 @@ impl Supervisor {
     }
 
     /// Number of registered services, alive or terminated.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// assert_eq!(supervisor.service_count(), 0);
+    /// supervisor.spawn_service(service_fn("once", |_ctx: ServiceContext| async { anyhow::Ok(()) }))?;
+    /// supervisor.wait_for_drain().await;
+    /// // Terminated services stay registered.
+    /// assert_eq!(supervisor.service_count(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn service_count(&self) -> usize {
         self.shared.lock_registry().len()
@@ -301,6 +508,31 @@ impl Supervisor {
     /// [`TerminationReason::ShutdownTimeout`], counted as terminated, and
     /// listed in the report. Aborted tasks get up to one more second to
     /// unwind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = SupervisorConfig::default().with_shutdown_timeout(Duration::from_secs(5));
+    /// let supervisor = Supervisor::new(config.without_signal_handler());
+    /// // A service that ignores cancellation.
+    /// supervisor.spawn_service(service_fn("stuck", |_ctx: ServiceContext| {
+    ///     std::future::pending::<anyhow::Result<()>>()
+    /// }))?;
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    ///
+    /// supervisor.trigger_shutdown();
+    /// let report = supervisor.wait_for_drain().await; // Returns after the 5 s timeout.
+    /// assert_eq!(report.aborted, ["stuck"]);
+    /// let stuck = supervisor.service_lifecycle("stuck").unwrap();
+    /// assert_eq!(stuck.termination_kind.as_deref(), Some("shutdown_timeout"));
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Cancel safety
     ///
@@ -349,6 +581,31 @@ impl Supervisor {
 
     /// Waits for SIGTERM or Ctrl-C (unless the signal handler is disabled) or
     /// a programmatic shutdown, triggers shutdown, then drains.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// }))?;
+    ///
+    /// let host = supervisor.clone();
+    /// tokio::spawn(async move {
+    ///     tokio::time::sleep(Duration::from_secs(60)).await;
+    ///     host.trigger_shutdown(); // No signal handler: the host decides when to stop.
+    /// });
+    /// assert!(supervisor.run_until_shutdown().await?.is_clean());
+    /// assert_eq!(supervisor.metrics().snapshot().terminated_total, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
@@ -459,24 +716,108 @@ pub struct ServiceHandle {
 
 impl ServiceHandle {
     /// The service's registered name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let handle = supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// assert_eq!(handle.name(), "feed");
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn name(&self) -> &str {
         &self.slot.name
     }
 
     /// The service's current phase.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, ServicePhase, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let handle = supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    /// assert_eq!(handle.phase(), ServicePhase::Running);
+    ///
+    /// supervisor.trigger_shutdown();
+    /// supervisor.wait_for_drain().await;
+    /// assert_eq!(handle.phase(), ServicePhase::Terminated);
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn phase(&self) -> ServicePhase {
         self.snapshot().phase
     }
 
     /// A snapshot of the service's lifecycle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, RestartPolicy, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let db = service_fn("db", |_ctx: ServiceContext| async { anyhow::bail!("connection refused") })
+    ///     .with_restart_policy(RestartPolicy::Never);
+    /// let handle = supervisor.spawn_service(db)?;
+    /// supervisor.wait_for_drain().await;
+    ///
+    /// let snapshot = handle.snapshot();
+    /// assert_eq!(snapshot.total_failures, 1);
+    /// assert_eq!(snapshot.last_error.as_deref(), Some("connection refused"));
+    /// assert_eq!(snapshot.termination_kind.as_deref(), Some("unrecoverable"));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn snapshot(&self) -> ServiceLifecycleSnapshot {
         self.slot.snapshot(self.telemetry.now())
     }
 
     /// The service's restart and failure counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{
+    ///     service_fn, BackoffConfig, ServiceContext, SpawnOptions, Supervisor, SupervisorConfig,
+    /// };
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// // No delay, and the circuit breaker opens on the third failure.
+    /// let backoff = BackoffConfig::zero().with_circuit_breaker(2, Duration::from_secs(60));
+    /// let db = service_fn("db", |_ctx: ServiceContext| async { anyhow::bail!("refused") });
+    /// let handle = supervisor.spawn_service_with_options(db, SpawnOptions::with_backoff(backoff))?;
+    /// supervisor.wait_for_drain().await;
+    ///
+    /// let counters = handle.metrics();
+    /// assert_eq!((counters.failures_error, counters.restarts_total), (3, 2));
+    /// # Ok(())
+    /// # }
+    /// ```
     #[must_use]
     pub fn metrics(&self) -> ServiceMetricsSnapshot {
         self.slot.metrics()
@@ -525,6 +866,17 @@ impl Default for DrainReport {
 
 impl DrainReport {
     /// Whether every service stopped by itself within the timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::DrainReport;
+    ///
+    /// let mut report = DrainReport::default();
+    /// assert!(report.is_clean());
+    /// report.aborted.push("stuck".to_owned());
+    /// assert!(!report.is_clean());
+    /// ```
     #[must_use]
     pub fn is_clean(&self) -> bool {
         self.aborted.is_empty() && self.unwound

@@ -91,44 +91,217 @@ pub use lifecycle::{ServicePhase, TerminationReason};
 /// ```
 pub trait MetricsSink: Send + Sync + 'static {
     /// A service was registered with the supervisor (once per spawn).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicU64, Ordering};
+    /// use supervisor_metrics::MetricsSink;
+    ///
+    /// # #[derive(Debug, Default)]
+    /// struct Spawns(AtomicU64);
+    ///
+    /// impl MetricsSink for Spawns {
+    ///     fn service_spawned(&self, _service: &str) {
+    ///         self.0.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// }
+    ///
+    /// let sink = Spawns::default();
+    /// sink.service_spawned("feed");
+    /// sink.service_spawned("db");
+    /// assert_eq!(sink.0.load(Ordering::Relaxed), 2);
+    /// ```
     fn service_spawned(&self, service: &str) {
         let _ = service;
     }
 
     /// A service's `run` was entered: `start_count` is 1 for the first start
     /// and `n + 1` for the `n`-th restart.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicU64, Ordering};
+    /// use supervisor_metrics::MetricsSink;
+    ///
+    /// // The most starts of any one service: a crash loop shows here.
+    /// # #[derive(Debug, Default)]
+    /// struct MostStarts(AtomicU64);
+    ///
+    /// impl MetricsSink for MostStarts {
+    ///     fn service_started(&self, _service: &str, start_count: u64) {
+    ///         self.0.fetch_max(start_count, Ordering::Relaxed);
+    ///     }
+    /// }
+    ///
+    /// let sink = MostStarts::default();
+    /// sink.service_started("db", 1);
+    /// sink.service_started("db", 2);
+    /// assert_eq!(sink.0.load(Ordering::Relaxed), 2);
+    /// ```
     fn service_started(&self, service: &str, start_count: u64) {
         let _ = (service, start_count);
     }
 
     /// A service moved from one lifecycle phase to another.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicU64, Ordering};
+    /// use supervisor_metrics::{MetricsSink, ServicePhase};
+    ///
+    /// # #[derive(Debug, Default)]
+    /// struct BackOffs(AtomicU64);
+    ///
+    /// impl MetricsSink for BackOffs {
+    ///     fn phase_changed(&self, _service: &str, _from: ServicePhase, to: ServicePhase) {
+    ///         if to == ServicePhase::BackingOff {
+    ///             self.0.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let sink = BackOffs::default();
+    /// sink.phase_changed("feed", ServicePhase::Starting, ServicePhase::Running);
+    /// sink.phase_changed("feed", ServicePhase::Running, ServicePhase::BackingOff);
+    /// assert_eq!(sink.0.load(Ordering::Relaxed), 1);
+    /// ```
     fn phase_changed(&self, service: &str, from: ServicePhase, to: ServicePhase) {
         let _ = (service, from, to);
     }
 
     /// A run of a service ended in failure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicU64, Ordering};
+    /// use supervisor_metrics::{FailureKind, MetricsSink};
+    ///
+    /// # #[derive(Debug, Default)]
+    /// struct Aborts(AtomicU64);
+    ///
+    /// impl MetricsSink for Aborts {
+    ///     fn service_failed(&self, _service: &str, kind: FailureKind) {
+    ///         if kind == FailureKind::Timeout {
+    ///             self.0.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let sink = Aborts::default();
+    /// sink.service_failed("feed", FailureKind::Error);
+    /// sink.service_failed("feed", FailureKind::Timeout);
+    /// assert_eq!(sink.0.load(Ordering::Relaxed), 1);
+    /// ```
     fn service_failed(&self, service: &str, kind: FailureKind) {
         let _ = (service, kind);
     }
 
     /// A restart of a service was scheduled after `delay`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::time::Duration;
+    /// use supervisor_metrics::MetricsSink;
+    ///
+    /// # #[derive(Debug, Default)]
+    /// struct LongestDelaySecs(AtomicU64);
+    ///
+    /// impl MetricsSink for LongestDelaySecs {
+    ///     fn backoff_scheduled(&self, _service: &str, delay: Duration) {
+    ///         self.0.fetch_max(delay.as_secs(), Ordering::Relaxed);
+    ///     }
+    /// }
+    ///
+    /// let sink = LongestDelaySecs::default();
+    /// sink.backoff_scheduled("feed", Duration::from_secs(8));
+    /// sink.backoff_scheduled("db", Duration::from_secs(2));
+    /// assert_eq!(sink.0.load(Ordering::Relaxed), 8);
+    /// ```
     fn backoff_scheduled(&self, service: &str, delay: Duration) {
         let _ = (service, delay);
     }
 
     /// A service's circuit breaker opened: it will not be restarted again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicU64, Ordering};
+    /// use supervisor_metrics::MetricsSink;
+    ///
+    /// # #[derive(Debug, Default)]
+    /// struct Trips(AtomicU64);
+    ///
+    /// impl MetricsSink for Trips {
+    ///     fn circuit_opened(&self, _service: &str, _failures: u32, _max_retries: u32) {
+    ///         self.0.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// }
+    ///
+    /// let sink = Trips::default();
+    /// sink.circuit_opened("db", 11, 10);
+    /// assert_eq!(sink.0.load(Ordering::Relaxed), 1);
+    /// ```
     fn circuit_opened(&self, service: &str, failures: u32, max_retries: u32) {
         let _ = (service, failures, max_retries);
     }
 
     /// A service reached `Terminated` (exactly once per spawn). `uptime` is its
     /// cumulative time in `Running` over all its runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::time::Duration;
+    /// use supervisor_metrics::{MetricsSink, TerminationReason};
+    ///
+    /// # #[derive(Debug, Default)]
+    /// struct UptimeSecs(AtomicU64);
+    ///
+    /// impl MetricsSink for UptimeSecs {
+    ///     fn service_terminated(&self, _service: &str, _reason: &TerminationReason, uptime: Duration) {
+    ///         self.0.fetch_add(uptime.as_secs(), Ordering::Relaxed);
+    ///     }
+    /// }
+    ///
+    /// let sink = UptimeSecs::default();
+    /// sink.service_terminated("feed", &TerminationReason::Completed, Duration::from_secs(3));
+    /// sink.service_terminated("db", &TerminationReason::Cancelled, Duration::from_secs(4));
+    /// assert_eq!(sink.0.load(Ordering::Relaxed), 7);
+    /// ```
     fn service_terminated(&self, service: &str, reason: &TerminationReason, uptime: Duration) {
         let _ = (service, reason, uptime);
     }
 
     /// A terminated service's entry was removed from the supervisor; its
     /// per-service series can be dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicU64, Ordering};
+    /// use supervisor_metrics::MetricsSink;
+    ///
+    /// # #[derive(Debug, Default)]
+    /// struct Removals(AtomicU64);
+    ///
+    /// impl MetricsSink for Removals {
+    ///     fn service_removed(&self, _service: &str) {
+    ///         self.0.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// }
+    ///
+    /// let sink = Removals::default();
+    /// sink.service_removed("feed");
+    /// assert_eq!(sink.0.load(Ordering::Relaxed), 1);
+    /// ```
     fn service_removed(&self, service: &str) {
         let _ = service;
     }
@@ -158,10 +331,28 @@ pub enum FailureKind {
 
 impl FailureKind {
     /// Every kind, in a stable order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_metrics::FailureKind;
+    ///
+    /// let labels: Vec<&str> = FailureKind::ALL.iter().map(|kind| kind.as_str()).collect();
+    /// assert_eq!(labels, ["error", "panic", "timeout"]);
+    /// ```
     pub const ALL: [FailureKind; 3] =
         [FailureKind::Error, FailureKind::Panic, FailureKind::Timeout];
 
     /// A stable, lowercase label for metric series.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_metrics::FailureKind;
+    ///
+    /// assert_eq!(FailureKind::Error.as_str(), "error");
+    /// assert_eq!(FailureKind::Timeout.to_string(), FailureKind::Timeout.as_str());
+    /// ```
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -238,6 +429,15 @@ pub struct SupervisorMetrics {
 
 impl SupervisorMetrics {
     /// Counters all at zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_metrics::{MetricsSnapshot, SupervisorMetrics};
+    ///
+    /// let metrics = SupervisorMetrics::new();
+    /// assert_eq!(metrics.snapshot(), MetricsSnapshot::default());
+    /// ```
     #[must_use]
     pub fn new() -> Self {
         Self::default()
@@ -248,6 +448,22 @@ impl SupervisorMetrics {
     /// Each counter is read atomically, but not all of them at one instant: a
     /// snapshot taken while services change state may be mid-event (for
     /// example `spawned_total` already counted but `active_services` not yet).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_metrics::{FailureKind, MetricsSink, SupervisorMetrics};
+    ///
+    /// let metrics = SupervisorMetrics::new();
+    /// metrics.service_spawned("db");
+    /// metrics.service_failed("db", FailureKind::Error);
+    /// metrics.circuit_opened("db", 11, 10);
+    ///
+    /// let snapshot = metrics.snapshot();
+    /// assert_eq!(snapshot.active_services, 1);
+    /// assert_eq!(snapshot.failures_error, 1);
+    /// assert_eq!(snapshot.circuit_breaker_trips, 1);
+    /// ```
     #[must_use]
     pub fn snapshot(&self) -> MetricsSnapshot {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -340,6 +556,19 @@ impl ServiceMetricsSnapshot {
     }
 
     /// Failures of one kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_metrics::{FailureKind, ServiceMetricsSnapshot};
+    ///
+    /// let counters = ServiceMetricsSnapshot {
+    ///     failures_error: 2,
+    ///     ..ServiceMetricsSnapshot::default()
+    /// };
+    /// assert_eq!(counters.failures(FailureKind::Error), 2);
+    /// assert_eq!(counters.failures(FailureKind::Panic), 0);
+    /// ```
     #[must_use]
     pub fn failures(&self, kind: FailureKind) -> u64 {
         match kind {
@@ -350,6 +579,20 @@ impl ServiceMetricsSnapshot {
     }
 
     /// Failures of every kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_metrics::ServiceMetricsSnapshot;
+    ///
+    /// let counters = ServiceMetricsSnapshot {
+    ///     restarts_total: 3,
+    ///     failures_error: 2,
+    ///     failures_panic: 1,
+    ///     failures_timeout: 0,
+    /// };
+    /// assert_eq!(counters.failures_total(), 3);
+    /// ```
     #[must_use]
     pub fn failures_total(&self) -> u64 {
         self.failures_error
@@ -391,6 +634,17 @@ pub struct MetricsSnapshot {
 
 impl MetricsSnapshot {
     /// Failures of every kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_metrics::{FailureKind, MetricsSink, SupervisorMetrics};
+    ///
+    /// let metrics = SupervisorMetrics::new();
+    /// metrics.service_failed("feed", FailureKind::Error);
+    /// metrics.service_failed("db", FailureKind::Panic);
+    /// assert_eq!(metrics.snapshot().failures_total(), 2);
+    /// ```
     #[must_use]
     pub fn failures_total(&self) -> u64 {
         self.failures_error
@@ -399,6 +653,18 @@ impl MetricsSnapshot {
     }
 
     /// Failures of one kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_metrics::{FailureKind, MetricsSink, SupervisorMetrics};
+    ///
+    /// let metrics = SupervisorMetrics::new();
+    /// metrics.service_failed("feed", FailureKind::Timeout);
+    /// let snapshot = metrics.snapshot();
+    /// assert_eq!(snapshot.failures(FailureKind::Timeout), 1);
+    /// assert_eq!(snapshot.failures(FailureKind::Error), 0);
+    /// ```
     #[must_use]
     pub fn failures(&self, kind: FailureKind) -> u64 {
         match kind {
