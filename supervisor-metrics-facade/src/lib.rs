@@ -83,6 +83,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, SharedString, Unit};
+pub use supervisor_metrics::InvalidPrefix;
 use supervisor_metrics::{FailureKind, MetricsSink, ServicePhase, TerminationReason};
 
 /// The metric name prefix used by [`FacadeSink::new`].
@@ -145,7 +146,7 @@ impl FacadeSink {
     /// # Ok::<(), supervisor_metrics_facade::InvalidPrefix>(())
     /// ```
     pub fn with_prefix(prefix: &str) -> Result<Self, InvalidPrefix> {
-        validate_prefix(prefix)?;
+        supervisor_metrics::validate_prefix(prefix)?;
         Ok(Self::with_valid_prefix(prefix))
     }
 
@@ -362,55 +363,6 @@ impl MetricsSink for FacadeSink {
     }
 }
 
-/// A metric name prefix rejected by [`FacadeSink::with_prefix`].
-///
-/// # Examples
-///
-/// ```
-/// use supervisor_metrics_facade::FacadeSink;
-///
-/// let error = FacadeSink::with_prefix("9lives").unwrap_err();
-/// assert_eq!(error.prefix(), "9lives");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidPrefix {
-    prefix: String,
-}
-
-impl InvalidPrefix {
-    /// The rejected prefix.
-    #[must_use]
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-}
-
-impl fmt::Display for InvalidPrefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid metric prefix `{}`: expected an ASCII letter or `_` followed by ASCII letters, \
-             digits or `_`, not starting with `__`",
-            self.prefix
-        )
-    }
-}
-
-impl std::error::Error for InvalidPrefix {}
-
-fn validate_prefix(prefix: &str) -> Result<(), InvalidPrefix> {
-    let mut chars = prefix.chars();
-    let valid_start =
-        matches!(chars.next(), Some(first) if first.is_ascii_alphabetic() || first == '_');
-    let valid_rest = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if valid_start && valid_rest && !prefix.starts_with("__") {
-        return Ok(());
-    }
-    Err(InvalidPrefix {
-        prefix: prefix.to_owned(),
-    })
-}
-
 /// Full metric names, shared (`Arc`) so handing one to a macro clones a
 /// pointer, not the string.
 #[derive(Debug)]
@@ -522,16 +474,6 @@ impl ServiceHandles {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefixes_follow_the_metric_name_grammar() {
-        for valid in ["supervisor", "_x", "a1_b2", "A"] {
-            assert_eq!(validate_prefix(valid), Ok(()), "{valid}");
-        }
-        for invalid in ["", "1a", "__reserved", "a-b", "a:b", "a b", "é"] {
-            assert!(validate_prefix(invalid).is_err(), "{invalid}");
-        }
-    }
 
     #[test]
     fn names_carry_the_prefix_and_their_suffixes() {

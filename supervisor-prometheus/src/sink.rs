@@ -28,6 +28,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+pub use supervisor_metrics::InvalidPrefix;
 use supervisor_metrics::{FailureKind, MetricsSink, ServicePhase, TerminationReason};
 
 /// The metric name prefix used by [`PrometheusSink::register`].
@@ -179,7 +180,7 @@ impl PrometheusSink {
         registry: &mut Registry,
         prefix: &str,
     ) -> Result<Self, InvalidPrefix> {
-        validate_prefix(prefix)?;
+        supervisor_metrics::validate_prefix(prefix)?;
         Ok(Self::register_unchecked(registry, prefix))
     }
 
@@ -331,61 +332,6 @@ impl MetricsSink for PrometheusSink {
         }
         series.remove_from(&self.families);
     }
-}
-
-/// A metric name prefix rejected by [`PrometheusSink::register_with_prefix`].
-///
-/// # Examples
-///
-/// ```
-/// use prometheus_client::registry::Registry;
-/// use supervisor_prometheus::PrometheusSink;
-///
-/// let error = PrometheusSink::register_with_prefix(&mut Registry::default(), "").unwrap_err();
-/// assert_eq!(error.prefix(), "");
-/// assert_eq!(
-///     error.to_string(),
-///     "invalid metric prefix ``: expected an ASCII letter or `_` followed by ASCII letters, digits \
-///      or `_`, not starting with `__`"
-/// );
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidPrefix {
-    prefix: String,
-}
-
-impl InvalidPrefix {
-    /// The rejected prefix.
-    #[must_use]
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-}
-
-impl fmt::Display for InvalidPrefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid metric prefix `{}`: expected an ASCII letter or `_` followed by ASCII letters, \
-             digits or `_`, not starting with `__`",
-            self.prefix
-        )
-    }
-}
-
-impl std::error::Error for InvalidPrefix {}
-
-fn validate_prefix(prefix: &str) -> Result<(), InvalidPrefix> {
-    let mut chars = prefix.chars();
-    let valid_start =
-        matches!(chars.next(), Some(first) if first.is_ascii_alphabetic() || first == '_');
-    let valid_rest = chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if valid_start && valid_rest && !prefix.starts_with("__") {
-        return Ok(());
-    }
-    Err(InvalidPrefix {
-        prefix: prefix.to_owned(),
-    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -643,21 +589,6 @@ impl ServiceSeries {
                 LateLabels::Termination(labels) => families.terminated.remove(&labels),
                 LateLabels::Failure(labels) => families.failures.remove(&labels),
             };
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefixes_follow_the_metric_name_grammar() {
-        for valid in ["supervisor", "_x", "a1_b2", "A"] {
-            assert_eq!(validate_prefix(valid), Ok(()), "{valid}");
-        }
-        for invalid in ["", "1a", "__reserved", "a-b", "a:b", "a b", "é"] {
-            assert!(validate_prefix(invalid).is_err(), "{invalid}");
         }
     }
 }

@@ -26,6 +26,17 @@ const PURE_CRATES: &[&str] = &["backoff", "lifecycle", "supervisor-metrics"];
 /// Runtime crates none of the pure crates may pull in.
 const RUNTIMES: &[&str] = &["tokio", "tokio-util", "async-std", "smol", "futures", "mio"];
 
+/// What the test step builds and runs (doctests run in their own step).
+const TEST_SELECTION: &[&str] = &[
+    "--locked",
+    "--workspace",
+    "--all-features",
+    "--lib",
+    "--bins",
+    "--tests",
+    "--examples",
+];
+
 /// Metrics adapters: they plug in through `supervisor-metrics` and must never
 /// depend on the core.
 const ADAPTERS: &[&str] = &["supervisor-prometheus", "supervisor-metrics-facade"];
@@ -90,16 +101,7 @@ fn ci() -> Result<()> {
     )?;
     step("tests (overflow checks on)", || {
         cargo(
-            &[
-                "test",
-                "--locked",
-                "--workspace",
-                "--all-features",
-                "--lib",
-                "--bins",
-                "--tests",
-                "--examples",
-            ],
+            &[&["test"], TEST_SELECTION].concat(),
             &[("PROPTEST_CASES", proptest_cases.as_str())],
         )
     })?;
@@ -290,19 +292,8 @@ fn bench() -> Result<()> {
 /// from the target folder rather than `cargo run -p` (which would resolve
 /// features for the bench crate alone and rebuild tokio and the core).
 fn bench_smoke() -> Result<()> {
-    cargo(
-        &[
-            "build",
-            "--locked",
-            "--workspace",
-            "--all-features",
-            "--lib",
-            "--bins",
-            "--tests",
-            "--examples",
-        ],
-        &[],
-    )?;
+    // The test step's selection, so every artifact of the tests is reused.
+    cargo(&[&["build"], TEST_SELECTION].concat(), &[])?;
     let target = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target"));
