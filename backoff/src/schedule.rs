@@ -81,9 +81,14 @@ impl Schedule {
         let exponential = if self.base == 0 {
             0
         } else if doubling {
-            match self.base.checked_shl(self.attempt) {
-                Some(shifted) if shifted >> self.attempt == self.base => shifted.min(self.max),
-                _ => self.max,
+            // 2^attempt, then base · 2^attempt; either overflowing means
+            // far past any valid `max`.
+            match 1_u64
+                .checked_shl(self.attempt)
+                .and_then(|factor| self.base.checked_mul(factor))
+            {
+                Some(product) => product.min(self.max),
+                None => self.max,
             }
         } else {
             exponential_nanos(self.base, self.max, self.multiplier, self.attempt)
@@ -211,3 +216,31 @@ impl Iterator for BackoffIter {
 }
 
 impl FusedIterator for BackoffIter {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MAX_DELAY;
+
+    /// The doubling shortcut on its own, at attempts a sequence never reaches
+    /// before it saturates: an overflowing product is `max`, never wrapped.
+    #[test]
+    fn doubling_saturates_instead_of_wrapping() {
+        let base = Duration::from_nanos(1_099_511_627_776); // 2^40 ns
+        let config = BackoffConfig::new(base, MAX_DELAY).with_jitter(Jitter::None);
+        let max = saturating_nanos(MAX_DELAY);
+        for (attempt, expected) in [
+            (0, 1_099_511_627_776),
+            (3, 8_796_093_022_208),
+            (22, max), // 2^62 > MAX_DELAY: capped
+            (24, max), // 2^64: the product overflows
+            (30, max), // 2^70: the product overflows
+            (64, max), // 2^64 itself overflows
+            (u32::MAX, max),
+        ] {
+            let mut schedule = Schedule::new(&config, 0);
+            schedule.attempt = attempt;
+            assert_eq!(schedule.exponential(), expected, "attempt {attempt}");
+        }
+    }
+}
