@@ -76,15 +76,14 @@
 //! [`FailureKind::as_str`]: supervisor_metrics::FailureKind::as_str
 //! [`TerminationReason::kind`]: supervisor_metrics::TerminationReason::kind
 
-use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, SharedString, Unit};
 pub use supervisor_metrics::InvalidPrefix;
-use supervisor_metrics::{FailureKind, MetricsSink, ServicePhase, TerminationReason};
+use supervisor_metrics::{FailureKind, MetricsSink, ServiceMap, ServicePhase, TerminationReason};
 
 /// The metric name prefix used by [`FacadeSink::new`].
 pub const DEFAULT_PREFIX: &str = "supervisor";
@@ -108,7 +107,7 @@ pub const DEFAULT_PREFIX: &str = "supervisor";
 /// ```
 pub struct FacadeSink {
     names: Names,
-    services: RwLock<HashMap<Arc<str>, ServiceHandles>>,
+    services: ServiceMap<ServiceHandles>,
 }
 
 impl FacadeSink {
@@ -153,7 +152,7 @@ impl FacadeSink {
     fn with_valid_prefix(prefix: &str) -> Self {
         FacadeSink {
             names: Names::new(prefix),
-            services: RwLock::new(HashMap::new()),
+            services: ServiceMap::new(),
         }
     }
 
@@ -236,30 +235,17 @@ impl FacadeSink {
     /// ```
     #[must_use]
     pub fn tracked_services(&self) -> usize {
-        self.services
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.services.len()
     }
 
     /// Runs `update` on the handles of `service`, registering them first if
     /// the sink has not heard of the service yet.
     fn with_handles(&self, service: &str, update: impl FnOnce(&ServiceHandles)) {
-        {
-            let services = self.services.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(handles) = services.get(service) {
-                update(handles);
-                return;
-            }
-        }
-        let mut services = self
-            .services
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        let handles = services
-            .entry(Arc::from(service))
-            .or_insert_with_key(|name| ServiceHandles::new(&self.names, Arc::clone(name)));
-        update(handles);
+        self.services.with(
+            service,
+            |name| ServiceHandles::new(&self.names, Arc::clone(name)),
+            update,
+        );
     }
 
     fn active_services(&self) -> Gauge {
@@ -348,12 +334,7 @@ impl MetricsSink for FacadeSink {
     }
 
     fn service_removed(&self, service: &str) {
-        let removed = self
-            .services
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(service);
-        if let Some(handles) = removed {
+        if let Some(handles) = self.services.remove(service) {
             // A service removed before it terminated breaks the delivery
             // contract; keep the gauge consistent anyway.
             if handles.active.swap(false, Ordering::AcqRel) {

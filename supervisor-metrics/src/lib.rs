@@ -57,8 +57,10 @@
 //! assert_eq!(sink.0.load(Ordering::Relaxed), 1);
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 pub use lifecycle::{ServicePhase, TerminationReason};
@@ -672,6 +674,143 @@ impl MetricsSnapshot {
             FailureKind::Panic => self.failures_panic,
             FailureKind::Timeout => self.failures_timeout,
         }
+    }
+}
+
+/// Per-service state of a metrics adapter, keyed by service name.
+///
+/// An event costs a shared read lock and a lookup by `&str` (no allocation);
+/// the write lock is taken only the first time a service is seen (its entry is
+/// created then) and when it is removed. Adapters keep their per-service
+/// handles (label sets, counters) here so the hot path never builds labels.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use supervisor_metrics::ServiceMap;
+///
+/// let restarts: ServiceMap<AtomicU64> = ServiceMap::new();
+/// restarts.with("feed", |_name| AtomicU64::new(0), |count| count.fetch_add(1, Ordering::Relaxed));
+/// restarts.with("feed", |_name| AtomicU64::new(0), |count| count.fetch_add(1, Ordering::Relaxed));
+/// assert_eq!(restarts.len(), 1);
+/// let feed = restarts.remove("feed").unwrap();
+/// assert_eq!(feed.load(Ordering::Relaxed), 2);
+/// assert!(restarts.is_empty());
+/// ```
+pub struct ServiceMap<T> {
+    entries: RwLock<HashMap<Arc<str>, T>>,
+}
+
+impl<T> ServiceMap<T> {
+    /// An empty map.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let map: supervisor_metrics::ServiceMap<u64> = supervisor_metrics::ServiceMap::new();
+    /// assert!(map.is_empty());
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Runs `update` on the entry of `service`, creating it with `create`
+    /// (given the interned name) if there is none yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_metrics::ServiceMap;
+    ///
+    /// let names: ServiceMap<String> = ServiceMap::new();
+    /// let label = names.with("feed", |name| format!("service={name}"), |label| label.clone());
+    /// assert_eq!(label, "service=feed");
+    /// ```
+    pub fn with<R>(
+        &self,
+        service: &str,
+        create: impl FnOnce(&Arc<str>) -> T,
+        update: impl FnOnce(&T) -> R,
+    ) -> R {
+        if let Some(entry) = self.read().get(service) {
+            return update(entry);
+        }
+        let mut entries = self.write();
+        let entry = entries
+            .entry(Arc::from(service))
+            .or_insert_with_key(|name| create(name));
+        update(entry)
+    }
+
+    /// Removes and returns the entry of `service`, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_metrics::ServiceMap;
+    ///
+    /// let map: ServiceMap<u8> = ServiceMap::new();
+    /// map.with("feed", |_| 7, |_| ());
+    /// assert_eq!(map.remove("feed"), Some(7));
+    /// assert_eq!(map.remove("feed"), None);
+    /// ```
+    pub fn remove(&self, service: &str) -> Option<T> {
+        self.write().remove(service)
+    }
+
+    /// The number of services with an entry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let map: supervisor_metrics::ServiceMap<u8> = supervisor_metrics::ServiceMap::new();
+    /// map.with("a", |_| 0, |_| ());
+    /// assert_eq!(map.len(), 1);
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether no service has an entry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let map: supervisor_metrics::ServiceMap<u8> = supervisor_metrics::ServiceMap::new();
+    /// assert!(map.is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    // A panic inside `create` or `update` poisons the lock; the map itself is
+    // never left half-updated, so it stays usable.
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<Arc<str>, T>> {
+        self.entries.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<Arc<str>, T>> {
+        self.entries.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<T> Default for ServiceMap<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> fmt::Debug for ServiceMap<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceMap")
+            .field("services", &self.len())
+            .finish()
     }
 }
 

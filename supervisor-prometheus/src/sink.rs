@@ -16,10 +16,9 @@
 //! 4. No method panics: lock poisoning is ignored (no code path panics while
 //!    holding a lock, and the protected data stays consistent anyway).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -29,7 +28,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 pub use supervisor_metrics::InvalidPrefix;
-use supervisor_metrics::{FailureKind, MetricsSink, ServicePhase, TerminationReason};
+use supervisor_metrics::{FailureKind, MetricsSink, ServiceMap, ServicePhase, TerminationReason};
 
 /// The metric name prefix used by [`PrometheusSink::register`].
 pub const DEFAULT_PREFIX: &str = "supervisor";
@@ -117,7 +116,7 @@ pub const UPTIME_BUCKETS_SECONDS: [f64; 9] = [
 pub struct PrometheusSink {
     prefix: String,
     families: Families,
-    services: RwLock<HashMap<Arc<str>, ServiceSeries>>,
+    services: ServiceMap<ServiceSeries>,
 }
 
 impl PrometheusSink {
@@ -217,10 +216,7 @@ impl PrometheusSink {
     /// ```
     #[must_use]
     pub fn tracked_services(&self) -> usize {
-        self.services
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.services.len()
     }
 
     fn register_unchecked(registry: &mut Registry, prefix: &str) -> Self {
@@ -229,28 +225,18 @@ impl PrometheusSink {
         PrometheusSink {
             prefix: prefix.to_owned(),
             families,
-            services: RwLock::new(HashMap::new()),
+            services: ServiceMap::new(),
         }
     }
 
     /// Runs `update` on the series of `service`, creating them first if the
     /// sink has not heard of the service yet (a sink added after the spawn).
     fn with_series(&self, service: &str, update: impl FnOnce(&ServiceSeries)) {
-        {
-            let services = self.services.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(series) = services.get(service) {
-                update(series);
-                return;
-            }
-        }
-        let mut services = self
-            .services
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        let series = services
-            .entry(Arc::from(service))
-            .or_insert_with_key(|name| ServiceSeries::new(&self.families, Arc::clone(name)));
-        update(series);
+        self.services.with(
+            service,
+            |name| ServiceSeries::new(&self.families, Arc::clone(name)),
+            update,
+        );
     }
 }
 
@@ -317,12 +303,7 @@ impl MetricsSink for PrometheusSink {
     }
 
     fn service_removed(&self, service: &str) {
-        let removed = self
-            .services
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(service);
-        let Some(series) = removed else {
+        let Some(series) = self.services.remove(service) else {
             return;
         };
         // Removing a service that never terminated breaks the delivery
