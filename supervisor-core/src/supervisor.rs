@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use backoff::SplitMix64;
 use lifecycle::{ServiceLifecycleSnapshot, ServicePhase, TerminationReason};
 use supervisor_metrics::{ServiceMetricsSnapshot, SupervisorMetrics};
 use tokio_util::sync::CancellationToken;
@@ -656,7 +657,10 @@ impl Supervisor {
 
     fn next_seed(&self) -> u64 {
         let n = self.shared.spawn_counter.fetch_add(1, Ordering::Relaxed);
-        splitmix64(self.shared.jitter_seed ^ splitmix64(n))
+        // Each service gets its own stream: the n-th output of SplitMix64
+        // keyed by the supervisor's seed.
+        let spread = SplitMix64::new(n).next_u64();
+        SplitMix64::new(self.shared.jitter_seed ^ spread).next_u64()
     }
 }
 
@@ -679,13 +683,6 @@ impl Shared {
     fn slots(&self) -> Vec<Arc<ServiceSlot>> {
         self.lock_registry().values().cloned().collect()
     }
-}
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// A handle to one spawned service.
