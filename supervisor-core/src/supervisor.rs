@@ -657,8 +657,8 @@ impl Supervisor {
 
     fn next_seed(&self) -> u64 {
         let n = self.shared.spawn_counter.fetch_add(1, Ordering::Relaxed);
-        // Each service gets its own stream: the n-th output of SplitMix64
-        // keyed by the supervisor's seed.
+        // Each service gets its own seed: its spawn number, mixed, keyed by
+        // the supervisor's seed and mixed again (SplitMix64's output function).
         let spread = SplitMix64::new(n).next_u64();
         SplitMix64::new(self.shared.jitter_seed ^ spread).next_u64()
     }
