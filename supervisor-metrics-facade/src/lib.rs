@@ -83,6 +83,7 @@ use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, SharedString, Unit};
 pub use supervisor_metrics::InvalidPrefix;
+use supervisor_metrics::series::{self, Series};
 use supervisor_metrics::{FailureKind, MetricsSink, ServiceMap, ServicePhase, TerminationReason};
 
 /// The metric name prefix used by [`FacadeSink::new`].
@@ -179,43 +180,25 @@ impl FacadeSink {
     /// ```
     pub fn describe(&self) {
         let names = &self.names;
-        metrics::describe_counter!(
-            names.restarts.clone(),
-            "Runs of a service started after its first run (restarts after a failure or a clean exit)."
-        );
-        metrics::describe_gauge!(
-            names.active_services.clone(),
-            "Services spawned and not yet terminated."
-        );
-        metrics::describe_counter!(
-            names.spawned.clone(),
-            "Services spawned; restarts are not spawns."
-        );
-        metrics::describe_counter!(
-            names.terminated.clone(),
-            "Services that reached the terminated phase, by termination reason."
-        );
-        metrics::describe_counter!(
-            names.failures.clone(),
-            "Failed runs of a service, by kind: error, panic or timeout (aborted at shutdown)."
-        );
+        metrics::describe_counter!(names.restarts.clone(), series::RESTARTS.help);
+        metrics::describe_gauge!(names.active_services.clone(), series::ACTIVE_SERVICES.help);
+        metrics::describe_counter!(names.spawned.clone(), series::SPAWNED.help);
+        metrics::describe_counter!(names.terminated.clone(), series::TERMINATED.help);
+        metrics::describe_counter!(names.failures.clone(), series::FAILURES.help);
         metrics::describe_counter!(
             names.circuit_breaker_trips.clone(),
-            "Circuit breakers that opened: the service is not restarted again."
+            series::CIRCUIT_BREAKER_TRIPS.help
         );
         metrics::describe_histogram!(
             names.uptime.clone(),
             Unit::Seconds,
-            "Cumulative time a service spent running over all its runs, observed when it terminates."
+            series::SERVICE_UPTIME.help
         );
-        metrics::describe_gauge!(
-            names.phase.clone(),
-            "Current lifecycle phase of a service: 1 for the current phase, 0 for the others."
-        );
+        metrics::describe_gauge!(names.phase.clone(), series::SERVICE_PHASE.help);
         metrics::describe_gauge!(
             names.backoff_delay.clone(),
             Unit::Seconds,
-            "Delay before the last scheduled restart of a service."
+            series::BACKOFF_DELAY.help
         );
     }
 
@@ -362,19 +345,23 @@ struct Names {
 
 impl Names {
     fn new(prefix: &str) -> Self {
-        let name =
-            |suffix: &str| SharedString::from(Arc::<str>::from(format!("{prefix}_{suffix}")));
+        let name = |series: Series, suffix: &str| {
+            SharedString::from(Arc::<str>::from(format!(
+                "{prefix}_{}{suffix}",
+                series.name
+            )))
+        };
         Names {
             prefix: prefix.to_owned(),
-            restarts: name("restarts_total"),
-            active_services: name("active_services"),
-            spawned: name("spawned_total"),
-            terminated: name("terminated_total"),
-            failures: name("failures_total"),
-            circuit_breaker_trips: name("circuit_breaker_trips_total"),
-            uptime: name("service_uptime_seconds"),
-            phase: name("service_phase"),
-            backoff_delay: name("backoff_delay_seconds"),
+            restarts: name(series::RESTARTS, "_total"),
+            active_services: name(series::ACTIVE_SERVICES, ""),
+            spawned: name(series::SPAWNED, "_total"),
+            terminated: name(series::TERMINATED, "_total"),
+            failures: name(series::FAILURES, "_total"),
+            circuit_breaker_trips: name(series::CIRCUIT_BREAKER_TRIPS, "_total"),
+            uptime: name(series::SERVICE_UPTIME, "_seconds"),
+            phase: name(series::SERVICE_PHASE, ""),
+            backoff_delay: name(series::BACKOFF_DELAY, "_seconds"),
         }
     }
 }

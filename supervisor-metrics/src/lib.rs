@@ -65,6 +65,8 @@ use std::time::Duration;
 
 pub use lifecycle::{ServicePhase, TerminationReason};
 
+pub mod series;
+
 /// A metrics back-end the supervisor reports lifecycle events to.
 ///
 /// Every method takes `&self` and has an empty default body: implement only

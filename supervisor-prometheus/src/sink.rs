@@ -28,7 +28,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 pub use supervisor_metrics::InvalidPrefix;
-use supervisor_metrics::{FailureKind, MetricsSink, ServiceMap, ServicePhase, TerminationReason};
+use supervisor_metrics::{
+    FailureKind, MetricsSink, ServiceMap, ServicePhase, TerminationReason, series,
+};
 
 /// The metric name prefix used by [`PrometheusSink::register`].
 pub const DEFAULT_PREFIX: &str = "supervisor";
@@ -386,49 +388,49 @@ impl Families {
     /// appends a full stop to each help text.
     fn register(&self, registry: &mut Registry) {
         registry.register(
-            "restarts",
-            "Runs of a service started after its first run (restarts after a failure or a clean exit)",
+            series::RESTARTS.name,
+            series::RESTARTS.help,
             self.restarts.clone(),
         );
         registry.register(
-            "active_services",
-            "Services spawned and not yet terminated",
+            series::ACTIVE_SERVICES.name,
+            series::ACTIVE_SERVICES.help,
             self.active_services.clone(),
         );
         registry.register(
-            "spawned",
-            "Services spawned; restarts are not spawns",
+            series::SPAWNED.name,
+            series::SPAWNED.help,
             self.spawned.clone(),
         );
         registry.register(
-            "terminated",
-            "Services that reached the terminated phase, by termination reason",
+            series::TERMINATED.name,
+            series::TERMINATED.help,
             self.terminated.clone(),
         );
         registry.register(
-            "failures",
-            "Failed runs of a service, by kind: error, panic or timeout (aborted at shutdown)",
+            series::FAILURES.name,
+            series::FAILURES.help,
             self.failures.clone(),
         );
         registry.register(
-            "circuit_breaker_trips",
-            "Circuit breakers that opened: the service is not restarted again",
+            series::CIRCUIT_BREAKER_TRIPS.name,
+            series::CIRCUIT_BREAKER_TRIPS.help,
             self.circuit_breaker_trips.clone(),
         );
         registry.register_with_unit(
-            "service_uptime",
-            "Cumulative time a service spent running over all its runs, observed when it terminates",
+            series::SERVICE_UPTIME.name,
+            series::SERVICE_UPTIME.help,
             Unit::Seconds,
             self.uptime.clone(),
         );
         registry.register(
-            "service_phase",
-            "Current lifecycle phase of a service: 1 for the current phase, 0 for the others",
+            series::SERVICE_PHASE.name,
+            series::SERVICE_PHASE.help,
             self.phase.clone(),
         );
         registry.register_with_unit(
-            "backoff_delay",
-            "Delay before the last scheduled restart of a service",
+            series::BACKOFF_DELAY.name,
+            series::BACKOFF_DELAY.help,
             Unit::Seconds,
             self.backoff_delay.clone(),
         );
