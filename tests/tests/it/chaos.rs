@@ -28,7 +28,7 @@ use supervisor_core::{
 };
 use tokio::time::Instant;
 
-use crate::support::{Event, Recorder, Scripted, Step, TimedRecorder, config};
+use crate::support::{Event, Recorder, Scripted, Step, config};
 
 proptest! {
     #[test]
@@ -210,7 +210,8 @@ fn chaos() -> impl Strategy<Value = Chaos> {
 struct Run {
     supervisor: Supervisor,
     recorder: Arc<Recorder>,
-    timed: Arc<TimedRecorder>,
+    /// A second sink: it must see exactly the stream the first one sees.
+    timed: Arc<Recorder>,
     services: Vec<Scripted>,
     /// The supervisor's creation: the origin of its lifecycle times.
     epoch: Instant,
@@ -239,7 +240,7 @@ fn run_chaos(
         .expect("a paused current-thread runtime");
     runtime.block_on(async {
         let recorder = Arc::new(Recorder::default());
-        let timed = Arc::new(TimedRecorder::default());
+        let timed = Arc::new(Recorder::default());
         let epoch = Instant::now();
         let supervisor = Supervisor::new(
             config()
@@ -370,7 +371,7 @@ fn check_drained(chaos: &Chaos, run: &Run, drain: &Drain) {
     assert_eq!(drain.report.aborted, timed_out, "aborted = timed out");
 
     // Both sinks saw every event, in the same order.
-    let timed = run.timed.events();
+    let timed = run.timed.timed_events();
     let untimed: Vec<Event> = timed.iter().map(|(_, event)| event.clone()).collect();
     assert_eq!(untimed, run.recorder.events());
 
@@ -909,7 +910,7 @@ impl View {
 /// Rebuilds every service's snapshot from the recorded events alone.
 fn sink_view(run: &Run) -> Vec<ServiceLifecycleSnapshot> {
     let events = run.recorder.events();
-    let timed = run.timed.events();
+    let timed = run.timed.timed_events();
     assert_eq!(events.len(), timed.len());
     let mut views: BTreeMap<String, View> = BTreeMap::new();
     for (event, (at, same)) in events.into_iter().zip(timed) {

@@ -164,15 +164,30 @@ pub(crate) enum Event {
     Terminated(String, TerminationReason),
 }
 
-/// A sink that records every event.
+/// A sink that records every event with the instant it was emitted at
+/// (virtual time under a paused clock), under one lock so the order is the
+/// order of emission.
 #[derive(Debug, Default)]
 pub(crate) struct Recorder {
-    pub(crate) events: Mutex<Vec<Event>>,
+    events: Mutex<Vec<(Instant, Event)>>,
+    uptimes: Mutex<Vec<(String, Duration)>>,
 }
 
 impl Recorder {
     pub(crate) fn events(&self) -> Vec<Event> {
+        self.timed_events()
+            .into_iter()
+            .map(|(_, event)| event)
+            .collect()
+    }
+
+    pub(crate) fn timed_events(&self) -> Vec<(Instant, Event)> {
         self.events.lock().unwrap().clone()
+    }
+
+    /// The `uptime` of every `service_terminated` event, in order.
+    pub(crate) fn uptimes(&self) -> Vec<(String, Duration)> {
+        self.uptimes.lock().unwrap().clone()
     }
 
     /// The phases `service` went through, starting with `Starting`.
@@ -190,7 +205,7 @@ impl Recorder {
     }
 
     fn push(&self, event: Event) {
-        self.events.lock().unwrap().push(event);
+        self.events.lock().unwrap().push((Instant::now(), event));
     }
 }
 
@@ -217,7 +232,11 @@ impl MetricsSink for Recorder {
             max_retries,
         ));
     }
-    fn service_terminated(&self, service: &str, reason: &TerminationReason, _uptime: Duration) {
+    fn service_terminated(&self, service: &str, reason: &TerminationReason, uptime: Duration) {
+        self.uptimes
+            .lock()
+            .unwrap()
+            .push((service.to_owned(), uptime));
         self.push(Event::Terminated(service.to_owned(), reason.clone()));
     }
 }
@@ -252,62 +271,6 @@ pub(crate) async fn wait_for_phase(supervisor: &Supervisor, service: &str, phase
 /// Advances paused time by `d`, letting every task run.
 pub(crate) async fn advance(d: Duration) {
     tokio::time::sleep(d).await;
-}
-
-/// A sink that records every event with the instant it was emitted at
-/// (virtual time under a paused clock), under one lock so the order is the
-/// order of emission.
-#[derive(Debug, Default)]
-pub(crate) struct TimedRecorder {
-    events: Mutex<Vec<(Instant, Event)>>,
-    uptimes: Mutex<Vec<(String, Duration)>>,
-}
-
-impl TimedRecorder {
-    pub(crate) fn events(&self) -> Vec<(Instant, Event)> {
-        self.events.lock().unwrap().clone()
-    }
-
-    /// The `uptime` of every `service_terminated` event, in order.
-    pub(crate) fn uptimes(&self) -> Vec<(String, Duration)> {
-        self.uptimes.lock().unwrap().clone()
-    }
-
-    fn push(&self, event: Event) {
-        self.events.lock().unwrap().push((Instant::now(), event));
-    }
-}
-
-impl MetricsSink for TimedRecorder {
-    fn service_spawned(&self, service: &str) {
-        self.push(Event::Spawned(service.to_owned()));
-    }
-    fn service_started(&self, service: &str, start_count: u64) {
-        self.push(Event::Started(service.to_owned(), start_count));
-    }
-    fn phase_changed(&self, service: &str, from: ServicePhase, to: ServicePhase) {
-        self.push(Event::Phase(service.to_owned(), from, to));
-    }
-    fn service_failed(&self, service: &str, kind: FailureKind) {
-        self.push(Event::Failed(service.to_owned(), kind));
-    }
-    fn backoff_scheduled(&self, service: &str, delay: Duration) {
-        self.push(Event::Backoff(service.to_owned(), delay));
-    }
-    fn circuit_opened(&self, service: &str, failures: u32, max_retries: u32) {
-        self.push(Event::CircuitOpened(
-            service.to_owned(),
-            failures,
-            max_retries,
-        ));
-    }
-    fn service_terminated(&self, service: &str, reason: &TerminationReason, uptime: Duration) {
-        self.uptimes
-            .lock()
-            .unwrap()
-            .push((service.to_owned(), uptime));
-        self.push(Event::Terminated(service.to_owned(), reason.clone()));
-    }
 }
 
 impl Event {
