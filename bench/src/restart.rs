@@ -124,7 +124,7 @@ fn check_restarts(fleet: &Fleet, scripts: &[Arc<Script>], restarts: u64) -> Resu
         let metrics = supervisor.metrics().snapshot();
         let expected = scripts.len() as u64 * restarts;
         ensure!(
-            metrics.restarts_total == expected && metrics.failures_error == expected,
+            metrics.restarts_total == expected && metrics.failures.error == expected,
             "expected {expected} restarts and failures, the supervisor counted {metrics:?}"
         );
     }

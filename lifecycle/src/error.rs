@@ -62,25 +62,24 @@ impl fmt::Display for InvalidTransition {
 
 impl std::error::Error for InvalidTransition {}
 
-/// A failure was recorded while the service was not
-/// [`Running`](ServicePhase::Running).
+/// A failure was recorded while the service had no run:
+/// not [`Running`](ServicePhase::Running) nor [`Stopping`](ServicePhase::Stopping).
 ///
 /// Returned by [`ServiceLifecycle::record_failure`](crate::ServiceLifecycle::record_failure):
-/// a failure belongs to a run, and only a running service has one. The
-/// lifecycle is left exactly as it was.
+/// a failure belongs to a run. The lifecycle is left exactly as it was.
 ///
 /// # Examples
 ///
 /// ```
 /// use core::time::Duration;
-/// use lifecycle::{ServiceLifecycle, ServicePhase};
+/// use lifecycle::{FailureKind, ServiceLifecycle, ServicePhase};
 ///
 /// let mut lifecycle = ServiceLifecycle::new("feed", Duration::ZERO);
-/// let error = lifecycle.record_failure("connection reset").unwrap_err();
+/// let error = lifecycle.record_failure(FailureKind::Error, "connection reset").unwrap_err();
 /// assert_eq!(error.phase(), ServicePhase::Starting);
 /// assert_eq!(
 ///     error.to_string(),
-///     "cannot record a failure while the service is starting (only while running)"
+///     "cannot record a failure while the service is starting (only while running or stopping)"
 /// );
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +104,7 @@ impl fmt::Display for NotRunning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "cannot record a failure while the service is {} (only while running)",
+            "cannot record a failure while the service is {} (only while running or stopping)",
             self.phase
         )
     }

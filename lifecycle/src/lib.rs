@@ -9,7 +9,7 @@
 //! # Key types
 //!
 //! - [`ServiceLifecycle`]: the state machine of one service, with its
-//!   counters (starts, restarts, failures), its last error, its backoff delay,
+//!   counters (starts, restarts, [`FailureCounts`] by [`FailureKind`]), its last error, its backoff delay,
 //!   its termination reason and its cumulative running time. Its numbered
 //!   invariants are listed in [its documentation](ServiceLifecycle#invariants).
 //! - [`ServicePhase`]: `Starting`, `Running`, `BackingOff`, `Restarting`,
@@ -34,7 +34,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | `serde` | no      | `Serialize`/`Deserialize` for [`ServicePhase`] (as its [`as_str`](ServicePhase::as_str) label), [`TerminationReason`] and [`ServiceLifecycleSnapshot`] |
+//! | `serde` | no      | `Serialize`/`Deserialize` for [`ServicePhase`] (as its [`as_str`](ServicePhase::as_str) label), [`TerminationReason`], [`FailureKind`], [`FailureCounts`] and [`ServiceLifecycleSnapshot`] |
 //!
 //! # Examples
 //!
@@ -43,7 +43,7 @@
 //!
 //! ```
 //! use core::time::Duration;
-//! use lifecycle::{ServiceLifecycle, ServicePhase, TerminationReason};
+//! use lifecycle::{FailureKind, ServiceLifecycle, ServicePhase, TerminationReason};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let at = Duration::from_millis;
@@ -51,7 +51,7 @@
 //!
 //! // First run: 500 ms, then it fails.
 //! lifecycle.transition_to_running(at(0))?;
-//! lifecycle.record_failure("websocket closed")?;
+//! lifecycle.record_failure(FailureKind::Error, "websocket closed")?;
 //! lifecycle.transition_to_backing_off(at(500), at(100))?;
 //! assert_eq!(lifecycle.phase(), ServicePhase::BackingOff);
 //! assert_eq!(lifecycle.current_backoff(), Some(at(100)));
@@ -74,21 +74,23 @@
 //!
 //! let snapshot = lifecycle.snapshot(at(2_000));
 //! assert_eq!(snapshot.phase, ServicePhase::Terminated);
-//! assert_eq!(snapshot.total_failures, 1);
+//! assert_eq!(snapshot.failures.error, 1);
 //! assert_eq!(snapshot.last_error.as_deref(), Some("websocket closed"));
-//! assert_eq!(snapshot.termination_kind.as_deref(), Some("cancelled"));
+//! assert_eq!(snapshot.termination_reason, Some(TerminationReason::Cancelled));
 //! assert_eq!(snapshot.cumulative_running_time, at(900));
 //! # Ok(())
 //! # }
 //! ```
 
 mod error;
+mod failure;
 mod machine;
 mod phase;
 mod reason;
 mod snapshot;
 
 pub use crate::error::{InvalidTransition, NotRunning};
+pub use crate::failure::{FailureCounts, FailureKind};
 pub use crate::machine::ServiceLifecycle;
 pub use crate::phase::ServicePhase;
 pub use crate::reason::TerminationReason;

@@ -4,7 +4,8 @@ use core::time::Duration;
 use std::sync::Arc;
 
 use crate::{
-    InvalidTransition, NotRunning, ServiceLifecycleSnapshot, ServicePhase, TerminationReason,
+    FailureCounts, FailureKind, InvalidTransition, NotRunning, ServiceLifecycleSnapshot,
+    ServicePhase, TerminationReason,
 };
 
 /// The state machine of one supervised service, with its counters and timings.
@@ -35,10 +36,12 @@ use crate::{
 ///    into [`Running`](ServicePhase::Running), and
 ///    [`restart_count`](Self::restart_count) is `start_count - 1` (0 before the
 ///    first start).
-/// 6. [`total_failures`](Self::total_failures) is the number of accepted
-///    [`record_failure`](Self::record_failure) calls, and
-///    [`last_error`](Self::last_error) holds the message of the latest; it is
-///    never cleared, not even by a later healthy run.
+/// 6. [`failures`](Self::failures) counts, by kind, the accepted
+///    [`record_failure`](Self::record_failure) calls plus one
+///    [`Timeout`](FailureKind::Timeout) for a termination by
+///    [`TerminationReason::ShutdownTimeout`] (the run was aborted);
+///    [`last_error`](Self::last_error) holds the message of the latest
+///    recorded failure; it is never cleared, not even by a later healthy run.
 /// 7. [`last_transition_at`](Self::last_transition_at) is the `now` of the
 ///    latest accepted transition, or of [`new`](Self::new) before any.
 /// 8. [`cumulative_running_time`](Self::cumulative_running_time) is the sum of
@@ -54,14 +57,14 @@ use crate::{
 ///
 /// ```
 /// use core::time::Duration;
-/// use lifecycle::{ServiceLifecycle, ServicePhase, TerminationReason};
+/// use lifecycle::{FailureKind, ServiceLifecycle, ServicePhase, TerminationReason};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let secs = Duration::from_secs;
 /// let mut lifecycle = ServiceLifecycle::new("market-feed", secs(0));
 ///
 /// lifecycle.transition_to_running(secs(1))?;
-/// lifecycle.record_failure("connection reset")?;
+/// lifecycle.record_failure(FailureKind::Error, "connection reset")?;
 /// lifecycle.transition_to_backing_off(secs(11), secs(2))?;
 /// assert_eq!(lifecycle.current_backoff(), Some(secs(2)));
 ///
@@ -85,7 +88,7 @@ pub struct ServiceLifecycle {
     name: Arc<str>,
     phase: ServicePhase,
     start_count: u64,
-    total_failures: u64,
+    failures: FailureCounts,
     /// Boxed, like the reason below: a supervisor keeps one lifecycle per
     /// service, and most services never fail or terminate, so the rare fields
     /// stay out of line.
@@ -120,7 +123,7 @@ impl ServiceLifecycle {
             name: name.into(),
             phase: ServicePhase::Starting,
             start_count: 0,
-            total_failures: 0,
+            failures: FailureCounts::default(),
             last_error: None,
             current_backoff: None,
             termination_reason: None,
@@ -188,10 +191,13 @@ impl ServiceLifecycle {
         self.start_count.saturating_sub(1)
     }
 
-    /// How many failures were recorded with [`record_failure`](Self::record_failure).
+    /// The failures recorded so far, by kind: each accepted
+    /// [`record_failure`](Self::record_failure), plus a
+    /// [`Timeout`](FailureKind::Timeout) for a termination by
+    /// [`TerminationReason::ShutdownTimeout`].
     #[must_use]
-    pub fn total_failures(&self) -> u64 {
-        self.total_failures
+    pub fn failures(&self) -> FailureCounts {
+        self.failures
     }
 
     /// The message of the latest recorded failure.
@@ -343,7 +349,9 @@ impl ServiceLifecycle {
     /// Enter [`Terminated`](ServicePhase::Terminated) for `reason`, from any
     /// other phase.
     ///
-    /// Closes the running interval if there is one.
+    /// Closes the running interval if there is one. A termination by
+    /// [`TerminationReason::ShutdownTimeout`] aborted a run that did not stop in
+    /// time: it also counts a [`Timeout`](FailureKind::Timeout) failure.
     ///
     /// # Errors
     ///
@@ -373,19 +381,21 @@ impl ServiceLifecycle {
         reason: TerminationReason,
     ) -> Result<(), InvalidTransition> {
         self.enter(ServicePhase::Terminated, now)?;
+        if matches!(reason, TerminationReason::ShutdownTimeout { .. }) {
+            self.failures.record(FailureKind::Timeout);
+        }
         self.termination_reason = Some(Box::new(reason));
         Ok(())
     }
 
-    /// Record that the current run ended in an error or a panic, with its
-    /// message.
+    /// Record that the current run failed, how, and with which message.
     ///
-    /// Only a [`Running`](ServicePhase::Running) service has a run to fail, so
-    /// this is accepted only while `Running`; call it before leaving `Running`
-    /// (typically right before [`transition_to_backing_off`](Self::transition_to_backing_off)
-    /// or [`transition_to_terminated`](Self::transition_to_terminated)). It
-    /// counts a failure and replaces [`last_error`](Self::last_error); the
-    /// phase does not change.
+    /// A failure belongs to a run, so this is accepted while
+    /// [`Running`](ServicePhase::Running), and while
+    /// [`Stopping`](ServicePhase::Stopping) (a run asked to stop may still fail
+    /// on its way out). Call it before leaving that phase. It counts a failure
+    /// of `kind` and replaces [`last_error`](Self::last_error); the phase does
+    /// not change.
     ///
     /// # Errors
     ///
@@ -395,22 +405,27 @@ impl ServiceLifecycle {
     ///
     /// ```
     /// use core::time::Duration;
-    /// use lifecycle::ServiceLifecycle;
+    /// use lifecycle::{FailureKind, ServiceLifecycle};
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let mut lifecycle = ServiceLifecycle::new("feed", Duration::ZERO);
     /// lifecycle.transition_to_running(Duration::ZERO)?;
-    /// lifecycle.record_failure("timeout")?;
-    /// assert_eq!(lifecycle.total_failures(), 1);
-    /// assert_eq!(lifecycle.last_error(), Some("timeout"));
+    /// lifecycle.record_failure(FailureKind::Panic, "index out of bounds")?;
+    /// assert_eq!(lifecycle.failures().panic, 1);
+    /// assert_eq!(lifecycle.failures().total(), 1);
+    /// assert_eq!(lifecycle.last_error(), Some("index out of bounds"));
     /// # Ok(())
     /// # }
     /// ```
-    pub fn record_failure(&mut self, message: impl Into<String>) -> Result<(), NotRunning> {
-        if self.phase != ServicePhase::Running {
+    pub fn record_failure(
+        &mut self,
+        kind: FailureKind,
+        message: impl Into<String>,
+    ) -> Result<(), NotRunning> {
+        if !matches!(self.phase, ServicePhase::Running | ServicePhase::Stopping) {
             return Err(NotRunning::new(self.phase));
         }
-        self.total_failures = self.total_failures.saturating_add(1);
+        self.failures.record(kind);
         self.last_error = Some(message.into().into_boxed_str());
         Ok(())
     }
@@ -439,14 +454,9 @@ impl ServiceLifecycle {
             service_name: self.name.to_string(),
             phase: self.phase,
             start_count: self.start_count,
-            restart_count: self.restart_count(),
-            total_failures: self.total_failures,
+            failures: self.failures,
             last_error: self.last_error.as_deref().map(str::to_owned),
-            termination_reason: self.termination_reason.as_ref().map(ToString::to_string),
-            termination_kind: self
-                .termination_reason
-                .as_ref()
-                .map(|reason| reason.kind().to_owned()),
+            termination_reason: self.termination_reason.as_deref().cloned(),
             cumulative_running_time: self.cumulative_running_time(now),
             current_backoff: self.current_backoff,
             last_transition_at: self.last_transition_at,

@@ -44,10 +44,10 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     // One log line per panic instead of the default hook's backtrace: the
-    // supervisor catches the panic and records its message anyway.
+    // supervisor catches the panic and logs its message with the failure.
     std::panic::set_hook(Box::new(|info| {
         let location = info.location().map(ToString::to_string).unwrap_or_default();
-        tracing::error!(%location, "service panicked: {}", panic_text(info.payload()));
+        tracing::error!(%location, "a service panicked");
     }));
 
     let args = parse_args()?;
@@ -98,9 +98,9 @@ async fn main() -> anyhow::Result<()> {
         m.active_services,
         m.restarts_total,
         m.circuit_breaker_trips,
-        m.failures_error,
-        m.failures_panic,
-        m.failures_timeout,
+        m.failures.error,
+        m.failures.panic,
+        m.failures.timeout,
     );
     println!("aborted at the shutdown timeout: {:?}", report.aborted);
     if m.active_services != 0 {
@@ -264,7 +264,8 @@ fn print_table(supervisor: &Supervisor) {
     for s in supervisor.lifecycle_snapshots() {
         let detail = s
             .termination_reason
-            .clone()
+            .as_ref()
+            .map(ToString::to_string)
             .or_else(|| s.last_error.clone())
             .unwrap_or_default();
         out.push_str(&format!(
@@ -272,20 +273,12 @@ fn print_table(supervisor: &Supervisor) {
             s.service_name,
             s.phase.to_string(),
             s.start_count,
-            s.total_failures,
+            s.failures.total(),
             s.cumulative_running_time.as_secs_f64(),
             truncate(&detail, 60),
         ));
     }
     println!("{out}");
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("non-string panic payload")
 }
 
 fn truncate(text: &str, max: usize) -> String {

@@ -4,7 +4,7 @@
 //! cargo run --example sinks -- none        # built-in counters only
 //! cargo run --example sinks -- prometheus  # prometheus-client registry, printed as OpenMetrics
 //! cargo run --example sinks -- facade      # the `metrics` facade (any recorder: StatsD, Datadog, …)
-//! cargo run --example sinks -- custom      # a 20-line custom sink that logs every event
+//! cargo run --example sinks -- custom      # a 25-line custom sink that logs every event
 //! ```
 
 use std::sync::Arc;
@@ -19,24 +19,30 @@ use supervisor_metrics_facade::FacadeSink;
 use supervisor_prometheus::prometheus_client::registry::Registry;
 use supervisor_prometheus::{PrometheusSink, render};
 
-/// A complete custom sink: print every lifecycle event.
+/// A complete custom sink: print every lifecycle event. Its per-service
+/// handle, resolved once at spawn, is the service's name.
 #[derive(Debug)]
 struct PrintSink;
 
 impl MetricsSink for PrintSink {
-    fn service_started(&self, service: &str, start_count: u64) {
+    type Handle = Arc<str>;
+
+    fn resolve(&self, service: &str) -> Arc<str> {
+        Arc::from(service)
+    }
+    fn service_started(&self, service: &Arc<str>, start_count: u64) {
         println!("[custom] {service} started (start #{start_count})");
     }
-    fn phase_changed(&self, service: &str, from: ServicePhase, to: ServicePhase) {
+    fn phase_changed(&self, service: &Arc<str>, from: ServicePhase, to: ServicePhase) {
         println!("[custom] {service}: {from} -> {to}");
     }
-    fn service_failed(&self, service: &str, kind: FailureKind) {
+    fn service_failed(&self, service: &Arc<str>, kind: FailureKind) {
         println!("[custom] {service} failed ({kind})");
     }
-    fn backoff_scheduled(&self, service: &str, delay: Duration) {
+    fn backoff_scheduled(&self, service: &Arc<str>, delay: Duration) {
         println!("[custom] {service} restarts in {delay:?}");
     }
-    fn service_terminated(&self, service: &str, reason: &TerminationReason, uptime: Duration) {
+    fn service_terminated(&self, service: &Arc<str>, reason: &TerminationReason, uptime: Duration) {
         println!("[custom] {service} terminated after {uptime:?}: {reason}");
     }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use backoff::BackoffConfig;
 use supervisor_metrics::MetricsSink;
 
+use crate::telemetry::{DynSink, erase};
+
 /// How long a service that exited cleanly under [`RestartPolicy::Always`]
 /// waits before it is started again, unless configured otherwise.
 ///
@@ -65,7 +67,7 @@ pub struct SupervisorConfig {
     pub(crate) install_signal_handler: bool,
     pub(crate) clean_restart_delay: Duration,
     pub(crate) jitter_seed: Option<u64>,
-    pub(crate) sinks: Vec<Arc<dyn MetricsSink>>,
+    pub(crate) sinks: Vec<Arc<dyn DynSink>>,
 }
 
 impl Default for SupervisorConfig {
@@ -227,8 +229,8 @@ impl SupervisorConfig {
     /// # }
     /// ```
     #[must_use]
-    pub fn with_metrics_sink(mut self, sink: Arc<dyn MetricsSink>) -> Self {
-        self.sinks.push(sink);
+    pub fn with_metrics_sink<S: MetricsSink>(mut self, sink: Arc<S>) -> Self {
+        self.sinks.push(erase(sink));
         self
     }
 

@@ -44,6 +44,18 @@ pub enum SpawnError {
         /// The service that was refused.
         name: String,
     },
+    /// The tokio runtime has no time driver (build it with `enable_time`, or
+    /// `enable_all`): backoff delays and stop timeouts need timers.
+    NoTimeDriver {
+        /// The service that was refused.
+        name: String,
+    },
+    /// The service's `name` or `restart_policy` panicked, so it could not be
+    /// registered.
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
     /// The service's backoff configuration is invalid.
     InvalidBackoff {
         /// The service that was refused.
@@ -65,6 +77,13 @@ impl fmt::Display for SpawnError {
             SpawnError::NoRuntime { name } => {
                 write!(f, "cannot spawn `{name}`: not inside a tokio runtime")
             }
+            SpawnError::NoTimeDriver { name } => write!(
+                f,
+                "cannot spawn `{name}`: the tokio runtime has no time driver (enable_time)"
+            ),
+            SpawnError::Panicked { message } => {
+                write!(f, "cannot spawn a service whose name panicked: {message}")
+            }
             SpawnError::InvalidBackoff { name, .. } => {
                 write!(f, "invalid backoff configuration for `{name}`")
             }
@@ -78,7 +97,9 @@ impl StdError for SpawnError {
             SpawnError::InvalidBackoff { source, .. } => Some(source),
             SpawnError::DuplicateName { .. }
             | SpawnError::ShuttingDown { .. }
-            | SpawnError::NoRuntime { .. } => None,
+            | SpawnError::NoRuntime { .. }
+            | SpawnError::NoTimeDriver { .. }
+            | SpawnError::Panicked { .. } => None,
         }
     }
 }

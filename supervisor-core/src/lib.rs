@@ -74,20 +74,24 @@
 //! | `serde` | no      | `Serialize`/`Deserialize` for configs and snapshots |
 
 mod config;
+mod context;
 mod error;
+mod panics;
 mod runner;
 mod service;
 mod slot;
 mod supervisor;
+mod telemetry;
 
 pub use backoff::{BackoffConfig, InvalidBackoff, Jitter};
 pub use config::{
     DEFAULT_CLEAN_RESTART_DELAY, DEFAULT_SHUTDOWN_TIMEOUT, SpawnOptions, SupervisorConfig,
 };
+pub use context::ServiceContext;
 pub use error::SpawnError;
 pub use lifecycle::{ServiceLifecycleSnapshot, ServicePhase, TerminationReason};
-pub use service::{BoxError, RestartPolicy, Service, ServiceContext, ServiceFn, service_fn};
+pub use service::{BoxError, RestartPolicy, Service, ServiceFn, service_fn};
 pub use supervisor::{DrainReport, ServiceHandle, Supervisor};
 pub use supervisor_metrics::{
-    FailureKind, MetricsSink, MetricsSnapshot, NoopSink, ServiceMetricsSnapshot, SupervisorMetrics,
+    FailureCounts, FailureKind, MetricsSink, MetricsSnapshot, NoopSink, SupervisorMetrics,
 };

@@ -1,30 +1,51 @@
 //! The restart loop of one service: the policy table, in one task per service.
 //!
 //! The task owns the service and its `BackoffState`; it shares only the
-//! lifecycle (through its [`ServiceSlot`]) with the rest of the supervisor.
+//! lifecycle and the stop request (through its [`ServiceSlot`]) with the rest
+//! of the supervisor.
+//!
+//! # Invariants
+//!
+//! 1. User code never unwinds out of the runner: `Service::run` is called, its
+//!    future polled and dropped, and its error converted and formatted, each
+//!    under `catch_unwind`; a panic in any of them is a failed run of kind
+//!    [`FailureKind::Panic`].
+//! 2. A run is dropped before it returns only when a stop was requested and
+//!    its stop timeout passed; the supervisor never races a run against its
+//!    own cancellation.
+//! 3. Only a stop request of the supervisor makes a run's end a stop; a
+//!    service that cancels its own context's token ends its run by policy.
+//! 4. Events are delivered to the sinks (`flush`) before every `.await` and
+//!    before the task ends, so a service's events are never held back while
+//!    it waits.
 
-use std::any::Any;
-use std::panic::AssertUnwindSafe;
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use backoff::{BackoffAction, BackoffConfig, BackoffState, InvalidBackoff};
 use futures::FutureExt as _;
-use lifecycle::TerminationReason;
-use supervisor_metrics::FailureKind;
-use tokio_util::sync::CancellationToken;
+use lifecycle::{FailureKind, TerminationReason};
 
+use crate::context::RunContexts;
+use crate::panics::take_message;
 use crate::service::{BoxError, error_chain};
-use crate::slot::{ServiceSlot, Telemetry};
-use crate::{RestartPolicy, Service, ServiceContext};
+use crate::slot::ServiceSlot;
+use crate::telemetry::{SinkEvent, Telemetry};
+use crate::{RestartPolicy, Service};
 
 /// Everything one service's task owns.
 pub(crate) struct Runner<S> {
     pub(crate) service: S,
     pub(crate) slot: Arc<ServiceSlot>,
     pub(crate) backoff: LazyBackoff,
-    pub(crate) token: CancellationToken,
+    pub(crate) contexts: RunContexts,
     pub(crate) telemetry: Arc<Telemetry>,
+    /// How long a run asked to stop may take before it is dropped.
+    pub(crate) stop_timeout: Duration,
 }
 
 /// A service's backoff state, made at its first failure: until then (for
@@ -79,10 +100,20 @@ impl LazyBackoff {
     }
 }
 
-/// How one run ended.
+/// How one run ended, as far as the service is concerned.
 enum Exit {
     Clean,
     Failed { kind: FailureKind, message: String },
+}
+
+/// How one run ended, as far as the supervisor is concerned.
+enum RunEnd {
+    /// The run returned (or panicked) on its own.
+    Returned(Exit),
+    /// A stop was requested, and the run then returned within its timeout.
+    Stopped(Exit),
+    /// A stop was requested, and the run was dropped at its timeout.
+    Aborted,
 }
 
 /// What to do after the restart delay is decided.
@@ -95,32 +126,46 @@ enum Next {
 }
 
 impl<S: Service> Runner<S> {
-    /// Supervises the service until it terminates. Any transition refused by
+    /// Supervises the service until it terminates. A transition refused by
     /// the lifecycle means the supervisor already terminated the service (the
-    /// drain timeout): the task then simply ends.
+    /// drain's last resort): the task then simply ends.
     ///
     /// The clock is read once per step, and that time is used by every
     /// transition of the step (a zero-delay restart reads it once per cycle).
     pub(crate) async fn run(&mut self) {
         let mut now = self.telemetry.now();
         loop {
-            if self.token.is_cancelled() {
-                self.stop();
-                return;
+            if self.slot.stop_requested() {
+                self.stop(now, None);
+                break;
             }
             if self.start(now).is_err() {
-                return;
+                break;
             }
+            self.flush();
 
-            let exit = self.run_once().await;
+            let end = self.run_once().await;
             now = self.telemetry.now();
-
-            if self.token.is_cancelled() {
-                if let Exit::Failed { kind, message } = exit {
-                    self.record_failure(kind, message);
+            let exit = match end {
+                RunEnd::Aborted => {
+                    self.terminate(
+                        now,
+                        TerminationReason::ShutdownTimeout {
+                            timeout: self.stop_timeout,
+                        },
+                    );
+                    break;
                 }
-                self.stop();
-                return;
+                RunEnd::Stopped(exit) => {
+                    self.terminate_stopped(now, exit);
+                    break;
+                }
+                RunEnd::Returned(exit) => exit,
+            };
+            if self.slot.stop_requested() {
+                // The stop request and the run's end crossed: it was a stop.
+                self.stop(now, Some(exit));
+                break;
             }
 
             let next = match exit {
@@ -134,47 +179,111 @@ impl<S: Service> Runner<S> {
                         &self.telemetry,
                         now,
                         |lc, now| lc.transition_to_restarting(now),
-                        |_, _| {},
+                        |_| None,
                     );
                     if restarting.is_err() {
-                        return;
+                        break;
                     }
                 }
-                Next::Stop => return,
+                Next::Stop => break,
             }
         }
+        self.flush();
     }
 
     /// `Starting | Restarting → Running`.
     fn start(&mut self, now: Duration) -> Result<(), lifecycle::InvalidTransition> {
-        let name = &*self.slot.name;
         self.slot.transition_at(
             &self.telemetry,
             now,
             |lc, now| lc.transition_to_running(now),
-            |sink, lc| sink.service_started(name, lc.start_count()),
+            |lc| {
+                Some(SinkEvent::Started {
+                    start_count: lc.start_count(),
+                })
+            },
         )?;
         self.backoff.record_start(now);
         tracing::info!("service running");
         Ok(())
     }
 
-    /// One call of `Service::run`, with panics caught.
-    async fn run_once(&self) -> Exit {
-        let ctx = ServiceContext::new(Arc::clone(&self.slot.name), self.token.clone());
-        match AssertUnwindSafe(self.service.run(ctx)).catch_unwind().await {
-            Ok(Ok(())) => Exit::Clean,
-            Ok(Err(error)) => {
-                let error: BoxError = error.into();
-                Exit::Failed {
-                    kind: FailureKind::Error,
-                    message: error_chain(&*error),
-                }
+    /// One run of the service, in its own context, cancelled once it is over.
+    async fn run_once(&mut self) -> RunEnd {
+        let ctx = self.contexts.next();
+        // Invariant 1: a panic before the future exists is a failed run.
+        let service = &self.service;
+        let future = match panic::catch_unwind(AssertUnwindSafe(|| service.run(ctx))) {
+            Ok(future) => future,
+            Err(payload) => {
+                self.contexts.cancel();
+                return RunEnd::Returned(Exit::panicked(payload));
             }
-            Err(payload) => Exit::Failed {
-                kind: FailureKind::Panic,
-                message: panic_message(&*payload),
-            },
+        };
+        let mut run = pin!(Some(AssertUnwindSafe(future).catch_unwind()));
+        let end = self.drive(run.as_mut()).await;
+        // Invariant 1: dropping the run is user code too.
+        let dropped = panic::catch_unwind(AssertUnwindSafe(|| run.set(None)));
+        self.contexts.cancel();
+        match (end, dropped) {
+            (RunEnd::Returned(Exit::Clean), Err(payload)) => {
+                RunEnd::Returned(Exit::panicked(payload))
+            }
+            (RunEnd::Stopped(Exit::Clean), Err(payload)) => {
+                RunEnd::Stopped(Exit::panicked(payload))
+            }
+            (end, Err(payload)) => {
+                crate::panics::drop_payload(payload);
+                end
+            }
+            (end, Ok(())) => end,
+        }
+    }
+
+    /// Polls the run until it returns, or until a stop is requested; then
+    /// cancels it and gives it its stop timeout.
+    async fn drive<F, E>(&self, mut run: Pin<&mut Option<F>>) -> RunEnd
+    where
+        F: Future<Output = std::thread::Result<Result<(), E>>>,
+        E: Into<BoxError>,
+    {
+        // The outcome becomes an `Exit` at once: the service's error type need
+        // not be `Send`, so it must not live across an `.await`.
+        let exit = std::future::poll_fn(|cx| {
+            if let Poll::Ready(outcome) = poll_run(run.as_mut(), cx) {
+                return Poll::Ready(Some(Exit::from_outcome(outcome)));
+            }
+            if self.slot.poll_stop_requested(cx) {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await;
+        if let Some(exit) = exit {
+            return RunEnd::Returned(exit);
+        }
+
+        // Asked to stop while running: cooperative cancel, then the timeout.
+        let now = self.telemetry.now();
+        let _ = self.slot.transition_at(
+            &self.telemetry,
+            now,
+            |lc, now| lc.transition_to_stopping(now),
+            |_| None,
+        );
+        self.flush();
+        self.contexts.cancel();
+        tracing::info!(
+            timeout_ms = self.stop_timeout.as_millis(),
+            "service asked to stop"
+        );
+        let stopped = std::future::poll_fn(|cx| poll_run(run.as_mut(), cx).map(Exit::from_outcome));
+        match tokio::time::timeout(self.stop_timeout, stopped).await {
+            Ok(exit) => RunEnd::Stopped(exit),
+            Err(_elapsed) => {
+                tracing::warn!("service did not stop in time: aborted");
+                RunEnd::Aborted
+            }
         }
     }
 
@@ -188,8 +297,7 @@ impl<S: Service> Runner<S> {
                 self.back_off(self.telemetry.clean_restart_delay, now).await
             }
             RestartPolicy::OnFailure | RestartPolicy::Never => {
-                self.slot
-                    .terminate(&self.telemetry, TerminationReason::Completed);
+                self.terminate(now, TerminationReason::Completed);
                 Next::Stop
             }
         }
@@ -197,13 +305,14 @@ impl<S: Service> Runner<S> {
 
     async fn after_failure(&mut self, kind: FailureKind, message: String, now: Duration) -> Next {
         tracing::warn!(kind = %kind, error = %message, "service failed");
-        self.record_failure(kind, message.clone());
+        self.slot
+            .record_failure(&self.telemetry, kind, message.clone());
         let backoff = match self.backoff.state() {
             Ok(backoff) => backoff,
             // Validated at spawn: unreachable, but never a panic.
             Err(invalid) => {
-                self.slot.terminate(
-                    &self.telemetry,
+                self.terminate(
+                    now,
                     TerminationReason::Unrecoverable(format!("invalid backoff: {invalid}")),
                 );
                 return Next::Stop;
@@ -216,7 +325,7 @@ impl<S: Service> Runner<S> {
                 FailureKind::Panic => TerminationReason::Panicked(message),
                 _ => TerminationReason::Unrecoverable(message),
             };
-            self.slot.terminate(&self.telemetry, reason);
+            self.terminate(now, reason);
             return Next::Stop;
         }
 
@@ -231,8 +340,8 @@ impl<S: Service> Runner<S> {
                     max_retries,
                     "circuit breaker open: too many failures, giving up"
                 );
-                self.slot.terminate(
-                    &self.telemetry,
+                self.terminate(
+                    now,
                     TerminationReason::CircuitBreakerOpen {
                         failures,
                         max_retries,
@@ -243,20 +352,20 @@ impl<S: Service> Runner<S> {
         }
     }
 
-    /// `Running → BackingOff` at `now`, then waits `delay` unless cancelled
-    /// first.
+    /// `Running → BackingOff` at `now`, then waits `delay` unless a stop is
+    /// requested first.
     async fn back_off(&mut self, delay: Duration, now: Duration) -> Next {
-        let name = &*self.slot.name;
         let backing_off = self.slot.transition_at(
             &self.telemetry,
             now,
             |lc, now| lc.transition_to_backing_off(now, delay),
-            |sink, _| sink.backoff_scheduled(name, delay),
+            |_| Some(SinkEvent::Backoff { delay }),
         );
         if backing_off.is_err() {
             return Next::Stop;
         }
         tracing::info!(delay_ms = delay.as_millis(), "restart scheduled");
+        self.flush();
 
         if delay.is_zero() {
             // No timer for a zero delay (it would wait for the next timer
@@ -265,8 +374,8 @@ impl<S: Service> Runner<S> {
             // cannot starve the worker, without paying a context switch on
             // each restart.
             tokio::task::coop::consume_budget().await;
-            if self.token.is_cancelled() {
-                self.stop();
+            if self.slot.stop_requested() {
+                self.stop(self.telemetry.now(), None);
                 return Next::Stop;
             }
             return Next::Restart { at: now };
@@ -274,41 +383,92 @@ impl<S: Service> Runner<S> {
         // Boxed: the timer is only alive while backing off, and keeping it
         // out of the task's state machine keeps every idle service smaller.
         let sleep = Box::pin(tokio::time::sleep(delay));
+        let stop = std::future::poll_fn(|cx| {
+            if self.slot.poll_stop_requested(cx) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
         tokio::select! {
             biased;
-            () = self.token.cancelled() => {
-                tracing::info!("cancelled while backing off");
-                self.stop();
+            () = stop => {
+                tracing::info!("asked to stop while backing off");
+                self.stop(self.telemetry.now(), None);
                 Next::Stop
             }
             () = sleep => Next::Restart { at: self.telemetry.now() },
         }
     }
 
-    fn record_failure(&self, kind: FailureKind, message: String) {
-        self.slot.record_failure(&self.telemetry, kind, message);
+    /// A stop requested outside a run (or crossing the run's end):
+    /// `… → Stopping → Terminated(Cancelled)`, recording the run's failure if
+    /// it had one.
+    fn stop(&self, now: Duration, exit: Option<Exit>) {
+        let _ = self.slot.transition_at(
+            &self.telemetry,
+            now,
+            |lc, now| lc.transition_to_stopping(now),
+            |_| None,
+        );
+        self.terminate_stopped(now, exit.unwrap_or(Exit::Clean));
     }
 
-    /// `… → Stopping → Terminated(Cancelled)`.
-    fn stop(&self) {
-        tracing::info!("service stopped by cancellation");
-        let _ = self.slot.transition(
-            &self.telemetry,
-            |lc, now| lc.transition_to_stopping(now),
-            |_, _| {},
-        );
-        self.slot
-            .terminate(&self.telemetry, TerminationReason::Cancelled);
+    /// The run ended after a stop request: `Terminated(Cancelled)`, with its
+    /// failure recorded if it failed on the way out.
+    fn terminate_stopped(&self, now: Duration, exit: Exit) {
+        tracing::info!("service stopped");
+        if let Exit::Failed { kind, message } = exit {
+            self.slot.record_failure(&self.telemetry, kind, message);
+        }
+        self.terminate(now, TerminationReason::Cancelled);
+    }
+
+    fn terminate(&self, now: Duration, reason: TerminationReason) {
+        self.slot.terminate(&self.telemetry, now, reason);
+    }
+
+    fn flush(&self) {
+        self.slot.flush(&self.telemetry);
     }
 }
 
-/// The message of a panic payload (`&str` or `String`, as `panic!` makes).
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&'static str>() {
-        return (*message).to_owned();
+/// Polls the run if it is still there.
+fn poll_run<F: Future>(run: Pin<&mut Option<F>>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    match run.as_pin_mut() {
+        Some(future) => future.poll(cx),
+        None => Poll::Pending,
     }
-    if let Some(message) = payload.downcast_ref::<String>() {
-        return message.clone();
+}
+
+impl Exit {
+    /// The exit of a run whose future returned (or panicked while polled).
+    fn from_outcome<E: Into<BoxError>>(outcome: std::thread::Result<Result<(), E>>) -> Self {
+        match outcome {
+            Ok(Ok(())) => Exit::Clean,
+            Ok(Err(error)) => {
+                // Invariant 1: the conversion, `Display`, `source` and drop of
+                // the error are user code.
+                let described = panic::catch_unwind(AssertUnwindSafe(move || {
+                    let error: BoxError = error.into();
+                    error_chain(&*error)
+                }));
+                match described {
+                    Ok(message) => Exit::Failed {
+                        kind: FailureKind::Error,
+                        message,
+                    },
+                    Err(payload) => Exit::panicked(payload),
+                }
+            }
+            Err(payload) => Exit::panicked(payload),
+        }
     }
-    "panic with a non-string payload".to_owned()
+
+    fn panicked(payload: Box<dyn std::any::Any + Send>) -> Self {
+        Exit::Failed {
+            kind: FailureKind::Panic,
+            message: take_message(payload),
+        }
+    }
 }

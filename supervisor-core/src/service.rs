@@ -1,12 +1,12 @@
-//! What a supervised service is: the [`Service`] trait, its [`RestartPolicy`],
-//! the [`ServiceContext`] handed to each run, and [`service_fn`].
+//! What a supervised service is: the [`Service`] trait, its [`RestartPolicy`]
+//! and [`service_fn`].
 
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use crate::ServiceContext;
 
 /// The error type every service error is converted into: the same bound as
 /// tower's `BoxError`.
@@ -30,7 +30,11 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 /// failure or a clean exit, as the [`RestartPolicy`] says. It should run until
 /// its work is done or [`ServiceContext::cancelled`] completes, then clean up
 /// and return. The supervisor never drops a running `run` future before the
-/// shutdown timeout: cancellation is cooperative.
+/// stop timeout: cancellation is cooperative.
+///
+/// A panic anywhere in the service's code is a failure like an `Err`: in
+/// `run` before it returns its future, while the future is polled or
+/// dropped, and in the error's `Display` or `source` while it is formatted.
 ///
 /// The error type is anything that converts into a boxed error, so both
 /// `anyhow::Error` and a hand-written error enum work; the supervisor records
@@ -202,157 +206,6 @@ impl RestartPolicy {
 impl fmt::Display for RestartPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// What a run of a service gets from its supervisor.
-///
-/// Today it carries the service's name and its cancellation; later versions
-/// add readiness and heartbeats without breaking callers. Cloning is cheap.
-///
-/// # Examples
-///
-/// ```
-/// use supervisor_core::{service_fn, ServiceContext};
-///
-/// let svc = service_fn("ticker", |ctx: ServiceContext| async move {
-///     while !ctx.is_cancelled() {
-///         tokio::select! {
-///             _ = ctx.cancelled() => break,
-///             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-///         }
-///     }
-///     Ok::<(), std::io::Error>(())
-/// });
-/// # let _ = svc;
-/// ```
-#[derive(Debug, Clone)]
-pub struct ServiceContext {
-    name: Arc<str>,
-    token: CancellationToken,
-}
-
-impl ServiceContext {
-    pub(crate) fn new(name: Arc<str>, token: CancellationToken) -> Self {
-        Self { name, token }
-    }
-
-    /// The service's registered name.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
-    ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
-    /// let (names, mut received) = tokio::sync::mpsc::unbounded_channel();
-    /// supervisor.spawn_service(service_fn("echo", move |ctx: ServiceContext| {
-    ///     let names = names.clone();
-    ///     async move {
-    ///         names.send(ctx.name().to_owned())?;
-    ///         ctx.cancelled().await;
-    ///         anyhow::Ok(())
-    ///     }
-    /// }))?;
-    /// assert_eq!(received.recv().await.as_deref(), Some("echo"));
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Completes when the service is asked to stop (supervisor shutdown).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
-    ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
-    /// let handle = supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
-    ///     ctx.cancelled().await; // Completes at shutdown.
-    ///     anyhow::Ok(())
-    /// }))?;
-    /// tokio::time::sleep(Duration::from_secs(1)).await;
-    ///
-    /// supervisor.trigger_shutdown();
-    /// assert!(supervisor.wait_for_drain().await.is_clean());
-    /// assert_eq!(handle.snapshot().termination_kind.as_deref(), Some("cancelled"));
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: use it in `tokio::select!` freely.
-    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
-        self.token.cancelled()
-    }
-
-    /// Whether the service has been asked to stop.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
-    ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
-    /// let poller = supervisor.spawn_service(service_fn("poller", |ctx: ServiceContext| async move {
-    ///     while !ctx.is_cancelled() {
-    ///         tokio::time::sleep(Duration::from_secs(1)).await; // One unit of work.
-    ///     }
-    ///     anyhow::Ok(())
-    /// }))?;
-    /// tokio::time::sleep(Duration::from_millis(2500)).await;
-    ///
-    /// supervisor.trigger_shutdown();
-    /// assert!(supervisor.wait_for_drain().await.is_clean());
-    /// assert_eq!(poller.snapshot().termination_kind.as_deref(), Some("cancelled"));
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn is_cancelled(&self) -> bool {
-        self.token.is_cancelled()
-    }
-
-    /// The raw token, to hand to libraries that take a `CancellationToken`
-    /// (derive child tokens from it for sub-tasks).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
-    ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
-    /// let (done, mut received) = tokio::sync::mpsc::unbounded_channel();
-    /// supervisor.spawn_service(service_fn("server", move |ctx: ServiceContext| {
-    ///     let (child, done) = (ctx.token().child_token(), done.clone());
-    ///     tokio::spawn(async move { child.cancelled().await; done.send("sub-task stopped") });
-    ///     async move { ctx.cancelled().await; anyhow::Ok(()) }
-    /// }))?;
-    /// tokio::time::sleep(Duration::from_secs(1)).await;
-    /// supervisor.trigger_shutdown();
-    /// assert_eq!(received.recv().await, Some("sub-task stopped"));
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn token(&self) -> &CancellationToken {
-        &self.token
     }
 }
 

@@ -1,132 +1,134 @@
-//! Per-service shared state and the telemetry fan-out.
+//! Per-service shared state: the lifecycle, the sinks' outbox and the stop
+//! request.
 //!
 //! # Invariants
 //!
-//! 1. A service's [`ServiceLifecycle`] lives in its own [`ServiceSlot`], behind
-//!    a lock held only for the few instructions of one transition, never
-//!    across an `.await`. The registry is not touched by transitions.
-//! 2. Every successful transition emits exactly one `phase_changed` event,
-//!    while the slot's lock is held, so each service's events reach the sinks
-//!    in the order the transitions happened.
-//! 3. A panicking sink loses the event it panicked on; nothing else is
-//!    affected (the panic is caught in `Telemetry::emit`).
-//! 4. `service_terminated` is emitted by the one transition into `Terminated`
-//!    that succeeds; `Terminated` is absorbing, so it is emitted once per spawn
-//!    whether the service's task or the drain timeout gets there first.
+//! 1. A service's [`ServiceLifecycle`] lives in its own [`ServiceSlot`],
+//!    behind a lock held only for the few instructions of one transition:
+//!    never across an `.await`, never while a sink runs. The registry is not
+//!    touched by transitions.
+//! 2. Every accepted transition feeds the built-in counters and queues its
+//!    events for the sinks under the slot's lock, in transition order.
+//!    [`ServiceSlot::flush`] delivers the queue outside the lock, by one
+//!    deliverer at a time (whoever takes the sinks' handles out of the slot),
+//!    so each service's events reach each sink in order, and a sink that calls
+//!    back into the supervisor never deadlocks: the events its call causes are
+//!    queued and delivered by the running deliverer, after the current one.
+//! 3. `service_terminated` is queued by the one transition into `Terminated`
+//!    that is accepted; `Terminated` is absorbing, so it happens once per
+//!    spawn, whichever of the service's task and the drain gets there first.
+//! 4. At termination the slot drops its task's abort handle, so the finished
+//!    task's memory is freed; once its last events are delivered, it drops
+//!    its event buffer too.
+//! 5. A stop request is a flag set once and never cleared; the runner reads it
+//!    at every poll of the service and is woken when it is set.
 
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Context;
 use std::time::Duration;
 
+use futures::task::AtomicWaker;
 use lifecycle::{
-    InvalidTransition, ServiceLifecycle, ServiceLifecycleSnapshot, ServicePhase, TerminationReason,
+    FailureKind, InvalidTransition, ServiceLifecycle, ServiceLifecycleSnapshot, ServicePhase,
+    TerminationReason,
 };
-use supervisor_metrics::{FailureKind, MetricsSink, ServiceMetricsSnapshot, SupervisorMetrics};
 use tokio::task::AbortHandle;
-use tokio::time::Instant;
 
 use crate::RestartPolicy;
-
-/// What every service's task shares: the sinks every event goes to, the
-/// supervisor's clock origin, and the settings the tasks read.
-pub(crate) struct Telemetry {
-    pub(crate) counters: Arc<SupervisorMetrics>,
-    sinks: Box<[Arc<dyn MetricsSink>]>,
-    epoch: Instant,
-    pub(crate) clean_restart_delay: Duration,
-}
-
-impl Telemetry {
-    pub(crate) fn new(sinks: Vec<Arc<dyn MetricsSink>>, clean_restart_delay: Duration) -> Self {
-        Self {
-            counters: Arc::new(SupervisorMetrics::new()),
-            sinks: sinks.into_boxed_slice(),
-            epoch: Instant::now(),
-            clean_restart_delay,
-        }
-    }
-
-    /// Time since the supervisor was created, the origin of every time value
-    /// handed to `backoff` and `lifecycle`.
-    pub(crate) fn now(&self) -> Duration {
-        Instant::now().saturating_duration_since(self.epoch)
-    }
-
-    /// Delivers one event to the built-in counters and every sink.
-    ///
-    /// A sink that panics loses that event, and only that event: the panic is
-    /// caught here so it can never take a service's task (and its lifecycle
-    /// bookkeeping) down with it.
-    pub(crate) fn emit(&self, event: impl Fn(&dyn MetricsSink)) {
-        event(&*self.counters);
-        for sink in &*self.sinks {
-            let delivered = panic::catch_unwind(AssertUnwindSafe(|| event(&**sink)));
-            if delivered.is_err() {
-                tracing::error!("a metrics sink panicked; the event was dropped for that sink");
-            }
-        }
-    }
-}
+use crate::telemetry::{SinkEvent, SinkHandle, Telemetry};
 
 /// One supervised service's shared state: written by its own task, read by
-/// snapshots and, at the drain timeout, by the supervisor.
+/// snapshots and, at shutdown, by the supervisor.
 pub(crate) struct ServiceSlot {
     pub(crate) name: Arc<str>,
     pub(crate) policy: RestartPolicy,
     state: Mutex<ServiceState>,
-    abort: OnceLock<AbortHandle>,
+    stop_requested: AtomicBool,
+    stop_waker: AtomicWaker,
 }
 
 /// What the slot's lock protects.
 struct ServiceState {
     lifecycle: ServiceLifecycle,
-    /// Failures by kind; `restarts_total` is read from the lifecycle.
-    failures: FailureCounts,
+    /// `None` when no sink listens, and once everything was delivered after
+    /// the entry's removal.
+    outbox: Option<Box<Outbox>>,
+    /// The task's abort handle, until the service terminates.
+    abort: Option<AbortHandle>,
 }
 
-/// Failures of one service by kind (its restarts are the lifecycle's).
-#[derive(Default)]
-struct FailureCounts {
-    error: u64,
-    panic: u64,
-    timeout: u64,
+/// Events queued for the sinks, and the sinks' handles for this service.
+struct Outbox {
+    events: Vec<SinkEvent>,
+    /// Out of the slot (`None`) while a deliverer holds them: at most one
+    /// deliverer at a time.
+    handles: Option<Box<[SinkHandle]>>,
 }
 
-impl FailureCounts {
-    fn record(&mut self, kind: FailureKind) {
-        let counter = match kind {
-            FailureKind::Error => &mut self.error,
-            FailureKind::Panic => &mut self.panic,
-            // `FailureKind` is non-exhaustive; every kind added later is a
-            // timeout-like abort until it gets its own counter.
-            _ => &mut self.timeout,
-        };
-        *counter = counter.saturating_add(1);
+impl ServiceState {
+    /// Counts `event` and queues it for the sinks.
+    fn emit(&mut self, telemetry: &Telemetry, event: SinkEvent) {
+        telemetry.count(&event);
+        if let Some(outbox) = &mut self.outbox {
+            outbox.events.push(event);
+        }
     }
 }
 
 impl ServiceSlot {
-    pub(crate) fn new(name: Arc<str>, policy: RestartPolicy, now: Duration) -> Self {
+    pub(crate) fn new(
+        name: Arc<str>,
+        policy: RestartPolicy,
+        now: Duration,
+        telemetry: &Telemetry,
+    ) -> Self {
+        let outbox = telemetry.has_sinks().then(|| {
+            Box::new(Outbox {
+                events: Vec::new(),
+                handles: Some(telemetry.new_handles()),
+            })
+        });
         Self {
             state: Mutex::new(ServiceState {
                 lifecycle: ServiceLifecycle::new(Arc::clone(&name), now),
-                failures: FailureCounts::default(),
+                outbox,
+                abort: None,
             }),
             name,
             policy,
-            abort: OnceLock::new(),
+            stop_requested: AtomicBool::new(false),
+            stop_waker: AtomicWaker::new(),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, ServiceState> {
-        // Sink panics are caught, so nothing panics under this lock; if
-        // something ever did, the lifecycle is still consistent (a transition
-        // happens whole or not at all), so a poisoned lock is used as is.
+        // No user code runs under this lock, so nothing panics while it is
+        // held; if something ever did, the lifecycle is still consistent (a
+        // transition happens whole or not at all), so a poisoned lock is used
+        // as is.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Queues `service_spawned` (the registry just accepted the service).
+    pub(crate) fn spawned(&self, telemetry: &Telemetry) {
+        self.lock().emit(telemetry, SinkEvent::Spawned);
+    }
+
+    /// Queues `service_removed` (a new spawn replaced this terminated entry).
+    pub(crate) fn removed(&self) {
+        let mut state = self.lock();
+        if let Some(outbox) = &mut state.outbox {
+            outbox.events.push(SinkEvent::Removed);
+        }
+    }
+
+    /// Keeps the task's abort handle, unless the service already terminated.
     pub(crate) fn set_abort_handle(&self, handle: AbortHandle) {
-        let _ = self.abort.set(handle);
+        let mut state = self.lock();
+        if state.lifecycle.phase().is_alive() {
+            state.abort = Some(handle);
+        }
     }
 
     pub(crate) fn is_alive(&self) -> bool {
@@ -137,105 +139,177 @@ impl ServiceSlot {
         self.lock().lifecycle.snapshot(now)
     }
 
-    pub(crate) fn metrics(&self) -> ServiceMetricsSnapshot {
-        let state = self.lock();
-        ServiceMetricsSnapshot {
-            restarts_total: state.lifecycle.restart_count(),
-            failures_error: state.failures.error,
-            failures_panic: state.failures.panic,
-            failures_timeout: state.failures.timeout,
-        }
+    /// The termination reason, once terminated.
+    pub(crate) fn termination_reason(&self) -> Option<TerminationReason> {
+        self.lock().lifecycle.termination_reason().cloned()
     }
 
-    /// Runs one lifecycle transition and reports it, plus whatever `also`
-    /// emits about it, all under the slot's lock: a racing termination by the
-    /// drain can never slip in between a transition and its events.
-    pub(crate) fn transition(
-        &self,
-        telemetry: &Telemetry,
-        apply: impl FnOnce(&mut ServiceLifecycle, Duration) -> Result<(), InvalidTransition>,
-        also: impl Fn(&dyn MetricsSink, &ServiceLifecycle),
-    ) -> Result<(), InvalidTransition> {
-        self.transition_at(telemetry, telemetry.now(), apply, also)
-    }
-
-    /// [`transition`](Self::transition) at a time the caller already read.
+    /// Runs one lifecycle transition at `now` and queues its events: the
+    /// phase change, then whatever `also` makes of the new state.
     pub(crate) fn transition_at(
         &self,
         telemetry: &Telemetry,
         now: Duration,
         apply: impl FnOnce(&mut ServiceLifecycle, Duration) -> Result<(), InvalidTransition>,
-        also: impl Fn(&dyn MetricsSink, &ServiceLifecycle),
+        also: impl FnOnce(&ServiceLifecycle) -> Option<SinkEvent>,
     ) -> Result<(), InvalidTransition> {
         let mut state = self.lock();
-        let lifecycle = &mut state.lifecycle;
-        let from = lifecycle.phase();
-        apply(lifecycle, now)?;
-        let to = lifecycle.phase();
-        telemetry.emit(|sink| {
-            sink.phase_changed(&self.name, from, to);
-            also(sink, lifecycle);
-        });
+        let from = state.lifecycle.phase();
+        apply(&mut state.lifecycle, now)?;
+        let to = state.lifecycle.phase();
+        state.emit(telemetry, SinkEvent::Phase { from, to });
+        if let Some(event) = also(&state.lifecycle) {
+            state.emit(telemetry, event);
+        }
         Ok(())
     }
 
-    /// Records a failed run. Refused (and not reported) only when the drain
-    /// timeout terminated the service meanwhile.
+    /// Records a failed run. Refused (and not reported) when the run is
+    /// already over for the lifecycle (the drain terminated the service).
     pub(crate) fn record_failure(&self, telemetry: &Telemetry, kind: FailureKind, message: String) {
         let mut state = self.lock();
-        if state.lifecycle.record_failure(message).is_ok() {
-            state.failures.record(kind);
-            telemetry.emit(|sink| sink.service_failed(&self.name, kind));
+        if state.lifecycle.record_failure(kind, message).is_ok() {
+            state.emit(telemetry, SinkEvent::Failed { kind });
         }
     }
 
-    /// Moves the service to `Terminated` and reports it. Returns `false`, and
-    /// reports nothing, if it already was (the other side of the drain race
-    /// got there first).
+    /// Moves the service to `Terminated` at `now` and queues the events.
+    /// Returns `false`, and changes nothing, if it already was.
     ///
-    /// The events that belong to the reason are emitted here, under the same
+    /// The events that belong to the reason are queued here, under the same
     /// lock, so they are counted only for the termination that happened:
     /// `circuit_opened` for [`TerminationReason::CircuitBreakerOpen`],
     /// `service_failed(Timeout)` for [`TerminationReason::ShutdownTimeout`].
-    pub(crate) fn terminate(&self, telemetry: &Telemetry, reason: TerminationReason) -> bool {
-        let now = telemetry.now();
+    pub(crate) fn terminate(
+        &self,
+        telemetry: &Telemetry,
+        now: Duration,
+        reason: TerminationReason,
+    ) -> bool {
         let mut state = self.lock();
-        let ServiceState {
-            lifecycle,
-            failures,
-        } = &mut *state;
-        let from = lifecycle.phase();
-        if lifecycle.transition_to_terminated(now, reason).is_err() {
+        let from = state.lifecycle.phase();
+        if state
+            .lifecycle
+            .transition_to_terminated(now, reason)
+            .is_err()
+        {
             return false;
         }
-        let uptime = lifecycle.cumulative_running_time(now);
-        let name = &*self.name;
-        if let Some(reason) = lifecycle.termination_reason() {
-            if matches!(reason, TerminationReason::ShutdownTimeout { .. }) {
-                failures.record(FailureKind::Timeout);
-            }
-            telemetry.emit(|sink| {
-                match *reason {
-                    TerminationReason::CircuitBreakerOpen {
-                        failures,
-                        max_retries,
-                    } => sink.circuit_opened(name, failures, max_retries),
-                    TerminationReason::ShutdownTimeout { .. } => {
-                        sink.service_failed(name, FailureKind::Timeout);
-                    }
-                    _ => {}
-                }
-                sink.phase_changed(name, from, ServicePhase::Terminated);
-                sink.service_terminated(name, reason, uptime);
-            });
+        state.abort = None;
+        let uptime = state.lifecycle.cumulative_running_time(now);
+        let Some(reason) = state.lifecycle.termination_reason().cloned() else {
+            return true;
+        };
+        match reason {
+            TerminationReason::CircuitBreakerOpen {
+                failures,
+                max_retries,
+            } => state.emit(
+                telemetry,
+                SinkEvent::CircuitOpened {
+                    failures,
+                    max_retries,
+                },
+            ),
+            TerminationReason::ShutdownTimeout { .. } => state.emit(
+                telemetry,
+                SinkEvent::Failed {
+                    kind: FailureKind::Timeout,
+                },
+            ),
+            _ => {}
         }
+        state.emit(
+            telemetry,
+            SinkEvent::Phase {
+                from,
+                to: ServicePhase::Terminated,
+            },
+        );
+        state.emit(telemetry, SinkEvent::Terminated { reason, uptime });
         true
     }
 
-    /// Aborts the service's task (after the drain timeout).
+    /// Aborts the service's task, if it has not terminated (the last resort
+    /// of the drain, for a task that blocks its thread).
     pub(crate) fn abort(&self) {
-        if let Some(handle) = self.abort.get() {
+        if let Some(handle) = self.lock().abort.take() {
             handle.abort();
+        }
+    }
+
+    /// Asks the service to stop: its current run is cancelled, a pending
+    /// restart is not made. Idempotent.
+    pub(crate) fn request_stop(&self) {
+        self.stop_requested.store(true, Ordering::Release);
+        self.stop_waker.wake();
+    }
+
+    /// Whether a stop was requested.
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop_requested.load(Ordering::Acquire)
+    }
+
+    /// [`stop_requested`](Self::stop_requested), registering the task to be
+    /// woken when it becomes true.
+    pub(crate) fn poll_stop_requested(&self, cx: &mut Context<'_>) -> bool {
+        if self.stop_requested() {
+            return true;
+        }
+        self.stop_waker.register(cx.waker());
+        self.stop_requested()
+    }
+
+    /// Delivers the queued events to the sinks, outside the lock.
+    ///
+    /// If another thread is delivering this service's events (or this thread
+    /// is, further up the stack: a sink called back into the supervisor), the
+    /// events stay queued and that deliverer delivers them after its current
+    /// one: this call returns at once.
+    pub(crate) fn flush(&self, telemetry: &Telemetry) {
+        let mut batch = Vec::new();
+        let mut handles = {
+            let mut state = self.lock();
+            let Some(outbox) = &mut state.outbox else {
+                return;
+            };
+            if outbox.events.is_empty() {
+                return;
+            }
+            let Some(handles) = outbox.handles.take() else {
+                return;
+            };
+            std::mem::swap(&mut batch, &mut outbox.events);
+            handles
+        };
+        loop {
+            for event in batch.drain(..) {
+                telemetry.deliver(&self.name, &mut handles, &event);
+            }
+            let mut state = self.lock();
+            let terminated = !state.lifecycle.phase().is_alive();
+            let Some(outbox) = &mut state.outbox else {
+                return;
+            };
+            if !outbox.events.is_empty() {
+                std::mem::swap(&mut batch, &mut outbox.events);
+                continue;
+            }
+            if handles
+                .iter()
+                .all(|handle| matches!(handle, SinkHandle::Released))
+            {
+                // Nothing more will ever be delivered for this entry.
+                state.outbox = None;
+                return;
+            }
+            // Keep the (empty) buffer with its capacity for the next events,
+            // unless the service is over: then free it.
+            if !terminated {
+                outbox.events = batch;
+            }
+            outbox.handles = Some(handles);
+            return;
         }
     }
 }

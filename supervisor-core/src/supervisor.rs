@@ -5,32 +5,49 @@ use std::collections::hash_map::Entry;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher as _;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
 use backoff::SplitMix64;
 use lifecycle::{ServiceLifecycleSnapshot, ServicePhase, TerminationReason};
-use supervisor_metrics::{ServiceMetricsSnapshot, SupervisorMetrics};
+use supervisor_metrics::SupervisorMetrics;
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
+use crate::context::RunContexts;
+use crate::panics::take_message;
 use crate::runner::{LazyBackoff, Runner};
-use crate::slot::{ServiceSlot, Telemetry};
+use crate::slot::ServiceSlot;
+use crate::telemetry::Telemetry;
 use crate::{Service, SpawnError, SpawnOptions, SupervisorConfig};
 
-/// How long aborted tasks get to unwind after the shutdown timeout before
-/// [`Supervisor::wait_for_drain`] returns anyway.
-const ABORT_GRACE: Duration = Duration::from_secs(1);
+/// The longest a service's task gets past its stop timeout before the drain
+/// aborts it from outside (a task that blocks its thread never reaches its own
+/// timeout), and then to unwind before the drain reports anyway; see
+/// [`abort_grace`].
+const MAX_ABORT_GRACE: Duration = Duration::from_secs(1);
+
+/// The shortest such grace: time for a task that is merely busy to be polled.
+const MIN_ABORT_GRACE: Duration = Duration::from_millis(100);
+
+/// The grace of a stop timeout: the timeout itself, within
+/// [`MIN_ABORT_GRACE`]..=[`MAX_ABORT_GRACE`].
+fn abort_grace(timeout: Duration) -> Duration {
+    timeout.clamp(MIN_ABORT_GRACE, MAX_ABORT_GRACE)
+}
 
 /// Runs a fleet of [`Service`]s: restarts them by policy with backoff, trips
 /// their circuit breakers, tracks their lifecycles, and shuts them all down.
 ///
 /// Each service runs in one tokio task that owns it and its backoff state; the
-/// tasks are tracked by a [`TaskTracker`], which keeps no per-task result, so
-/// memory stays flat over millions of restarts. Cancellation flows from the
-/// supervisor's [`CancellationToken`] to one child token per service.
+/// tasks are tracked by a [`TaskTracker`]. Each run of a service gets its own
+/// context and cancellation; only the supervisor cancels a run (at shutdown),
+/// and a task releases everything it holds when its service terminates.
 ///
 /// Cloning a `Supervisor` is cheap and gives another handle to the same one.
 ///
@@ -66,10 +83,14 @@ pub struct Supervisor {
 struct Shared {
     config: SupervisorConfig,
     tracker: TaskTracker,
+    /// The public shutdown token: cancelling it starts the shutdown.
     cancel: CancellationToken,
     telemetry: Arc<Telemetry>,
     /// Written only on spawn (and, later, removal); never by transitions.
     registry: Mutex<HashMap<Arc<str>, Arc<ServiceSlot>>>,
+    /// The report of the shutdown, published once by the shutdown task, which
+    /// the first spawn starts (under the registry lock).
+    drain: OnceLock<watch::Receiver<Option<DrainReport>>>,
     jitter_seed: u64,
     spawn_counter: AtomicU64,
 }
@@ -107,6 +128,7 @@ impl Supervisor {
                 cancel: CancellationToken::new(),
                 telemetry,
                 registry: Mutex::new(HashMap::new()),
+                drain: OnceLock::new(),
                 jitter_seed,
                 spawn_counter: AtomicU64::new(0),
             }),
@@ -210,11 +232,18 @@ impl Supervisor {
     ///
     /// # Errors
     ///
+    /// Nothing is registered or started when one of these is returned:
+    ///
+    /// - [`SpawnError::Panicked`] if the service's `name` or `restart_policy`
+    ///   panicked;
     /// - [`SpawnError::InvalidBackoff`] if the service's backoff is invalid;
     /// - [`SpawnError::DuplicateName`] if a live service has the same name (the
-    ///   name of a terminated service can be reused);
+    ///   name of a terminated service can be reused: the new spawn replaces
+    ///   its entry);
     /// - [`SpawnError::ShuttingDown`] once shutdown has been triggered;
-    /// - [`SpawnError::NoRuntime`] outside a tokio runtime.
+    /// - [`SpawnError::NoRuntime`] outside a tokio runtime, and
+    ///   [`SpawnError::NoTimeDriver`] on a runtime without its time driver
+    ///   (backoff delays and stop timeouts need it).
     #[expect(
         clippy::needless_pass_by_value,
         reason = "options are owned: later ones (dependencies, readiness) will not be Copy"
@@ -225,13 +254,14 @@ impl Supervisor {
         options: SpawnOptions,
     ) -> Result<ServiceHandle, SpawnError> {
         let shared = &*self.shared;
-        let name: Arc<str> = Arc::from(service.name());
-        let policy = service.restart_policy();
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(SpawnError::NoRuntime {
-                name: name.to_string(),
-            });
-        }
+        // `name` and `restart_policy` are user code.
+        let described = panic::catch_unwind(AssertUnwindSafe(|| {
+            (Arc::<str>::from(service.name()), service.restart_policy())
+        }));
+        let (name, policy) = described.map_err(|payload| SpawnError::Panicked {
+            message: take_message(payload),
+        })?;
+        check_runtime(&name)?;
         let backoff_config = options.backoff.unwrap_or(shared.config.default_backoff);
         let backoff = LazyBackoff::new(backoff_config, self.next_seed()).map_err(|source| {
             SpawnError::InvalidBackoff {
@@ -240,63 +270,78 @@ impl Supervisor {
             }
         })?;
 
+        let telemetry = &shared.telemetry;
         let slot = Arc::new(ServiceSlot::new(
             Arc::clone(&name),
             policy,
-            shared.telemetry.now(),
+            telemetry.now(),
+            telemetry,
         ));
-        {
+        let mut runner = Runner {
+            service,
+            slot: Arc::clone(&slot),
+            backoff,
+            contexts: RunContexts::new(Arc::clone(&name)),
+            telemetry: Arc::clone(telemetry),
+            stop_timeout: shared.config.shutdown_timeout,
+        };
+        let span = tracing::info_span!("service", service = %name, policy = %policy);
+        // An `async fn` taking `self` by value would keep the runner twice in
+        // the task (the argument and its binding); borrowing it keeps it once.
+        let task = async move { runner.run().await }.instrument(span);
+
+        // One step as the drain sees it: the shutdown check, the registration
+        // and the task's tracking happen under the registry lock, and the
+        // drain takes that lock once after shutdown begins, so a spawn is
+        // either refused or waited for.
+        let (task, replaced) = {
             let mut registry = shared.lock_registry();
             if shared.cancel.is_cancelled() {
                 return Err(SpawnError::ShuttingDown {
                     name: name.to_string(),
                 });
             }
-            match registry.entry(Arc::clone(&name)) {
+            let replaced = match registry.entry(Arc::clone(&name)) {
                 Entry::Occupied(existing) if existing.get().is_alive() => {
                     return Err(SpawnError::DuplicateName {
                         name: name.to_string(),
                     });
                 }
-                Entry::Occupied(mut terminated) => {
-                    terminated.insert(Arc::clone(&slot));
-                }
+                Entry::Occupied(mut terminated) => Some(terminated.insert(Arc::clone(&slot))),
                 Entry::Vacant(vacant) => {
                     vacant.insert(Arc::clone(&slot));
+                    None
                 }
-            }
-            shared.telemetry.emit(|sink| sink.service_spawned(&name));
-        }
-
-        let runner = Runner {
-            service,
-            slot: Arc::clone(&slot),
-            backoff,
-            token: shared.cancel.child_token(),
-            telemetry: Arc::clone(&shared.telemetry),
+            };
+            slot.spawned(telemetry);
+            self.start_shutdown_task();
+            (shared.tracker.track_future(task), replaced)
         };
-        let span = tracing::info_span!("service", service = %name, policy = %policy);
-        // An `async fn` taking `self` by value would keep the runner twice in
-        // the task (the argument and its binding); borrowing it keeps it once.
-        let mut runner = runner;
-        let task = shared
-            .tracker
-            .spawn(async move { runner.run().await }.instrument(span));
-        slot.set_abort_handle(task.abort_handle());
+        // Outside every lock: sinks may call back into the supervisor.
+        if let Some(replaced) = replaced {
+            replaced.removed();
+            replaced.flush(telemetry);
+        }
+        slot.flush(telemetry);
+        let join = tokio::spawn(task);
+        slot.set_abort_handle(join.abort_handle());
         Ok(ServiceHandle {
             slot,
-            telemetry: Arc::clone(&shared.telemetry),
+            telemetry: Arc::clone(telemetry),
         })
     }
 
-    /// Asks every service to stop: cancels the supervisor's token, and with it
-    /// every service's child token. Idempotent.
+    /// Asks every service to stop: cancels the supervisor's token; the
+    /// shutdown task then asks every service to stop (each run's own
+    /// cancellation fires) and drains them. Idempotent.
     ///
     /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
-    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    /// use supervisor_core::{
+    ///     service_fn, ServiceContext, Supervisor, SupervisorConfig, TerminationReason,
+    /// };
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -310,7 +355,7 @@ impl Supervisor {
     /// supervisor.trigger_shutdown();
     /// supervisor.trigger_shutdown(); // Idempotent.
     /// assert!(supervisor.wait_for_drain().await.is_clean());
-    /// assert_eq!(feed.snapshot().termination_kind.as_deref(), Some("cancelled"));
+    /// assert_eq!(feed.snapshot().termination_reason, Some(TerminationReason::Cancelled));
     /// # Ok(())
     /// # }
     /// ```
@@ -338,8 +383,11 @@ impl Supervisor {
         self.shared.cancel.is_cancelled()
     }
 
-    /// The supervisor's root cancellation token: cancelling it triggers
-    /// shutdown; child tokens derived from it stop with the supervisor.
+    /// The supervisor's shutdown token: cancelling it triggers shutdown (as
+    /// [`trigger_shutdown`](Self::trigger_shutdown) does), and it is cancelled
+    /// when shutdown begins, so the host's own tasks can derive child tokens
+    /// from it. Services do not: each run has its own cancellation, which the
+    /// supervisor fires when it stops that service.
     ///
     /// # Examples
     ///
@@ -450,33 +498,6 @@ impl Supervisor {
         Some(slot.snapshot(self.shared.telemetry.now()))
     }
 
-    /// The restart and failure counters of one service, if one is registered
-    /// under `name`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use supervisor_core::{service_fn, RestartPolicy, ServiceContext, Supervisor, SupervisorConfig};
-    ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
-    /// supervisor.spawn_service(
-    ///     service_fn("fragile", |_ctx: ServiceContext| async { panic!("boom") as anyhow::Result<()> })
-    ///         .with_restart_policy(RestartPolicy::Never),
-    /// )?;
-    /// supervisor.wait_for_drain().await;
-    /// let counters = supervisor.service_metrics("fragile").unwrap();
-    /// assert_eq!((counters.restarts_total, counters.failures_panic), (0, 1));
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn service_metrics(&self, name: &str) -> Option<ServiceMetricsSnapshot> {
-        let slot = self.shared.lock_registry().get(name).cloned()?;
-        Some(slot.metrics())
-    }
-
     /// Number of registered services, alive or terminated.
     ///
     /// # Examples
@@ -500,21 +521,30 @@ impl Supervisor {
         self.shared.lock_registry().len()
     }
 
-    /// Waits until every service has terminated.
+    /// Waits until every service has terminated, and says how the shutdown
+    /// went.
     ///
     /// Before shutdown is triggered this waits for services to end on their
-    /// own. Once shutdown is triggered, it waits at most the configured
-    /// shutdown timeout; services still running then are aborted (their `run`
-    /// future is dropped), marked `Terminated` with
-    /// [`TerminationReason::ShutdownTimeout`], counted as terminated, and
-    /// listed in the report. Aborted tasks get up to one more second to
-    /// unwind.
+    /// own (and returns a clean report if they all do). Once shutdown is
+    /// triggered, the supervisor asks every service to stop; a service still
+    /// running its stop timeout (the shutdown timeout) after that is dropped,
+    /// marked `Terminated` with [`TerminationReason::ShutdownTimeout`],
+    /// counted as a [`Timeout`](supervisor_metrics::FailureKind::Timeout)
+    /// failure, and listed in the report. A task that blocks its thread (in
+    /// the service, or in a sink) cannot reach its own timeout: after a grace
+    /// (the timeout again, between 100 ms and 1 s) the drain marks it and
+    /// aborts it from outside, and gives it the grace once more to unwind.
+    ///
+    /// The drain happens once: every call, from any number of tasks, returns
+    /// the same report.
     ///
     /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
-    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    /// use supervisor_core::{
+    ///     service_fn, ServiceContext, Supervisor, SupervisorConfig, TerminationReason,
+    /// };
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -529,55 +559,44 @@ impl Supervisor {
     /// supervisor.trigger_shutdown();
     /// let report = supervisor.wait_for_drain().await; // Returns after the 5 s timeout.
     /// assert_eq!(report.aborted, ["stuck"]);
+    /// assert_eq!(supervisor.wait_for_drain().await, report); // The same report, every time.
     /// let stuck = supervisor.service_lifecycle("stuck").unwrap();
-    /// assert_eq!(stuck.termination_kind.as_deref(), Some("shutdown_timeout"));
+    /// assert_eq!(
+    ///     stuck.termination_reason,
+    ///     Some(TerminationReason::ShutdownTimeout { timeout: Duration::from_secs(5) })
+    /// );
     /// # Ok(())
     /// # }
     /// ```
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: dropping the future leaves every service as it was.
+    /// Cancel safe: dropping the future leaves every service as it was (the
+    /// drain itself runs in its own task).
     pub async fn wait_for_drain(&self) -> DrainReport {
         let shared = &*self.shared;
-        shared.tracker.close();
-        tokio::select! {
-            biased;
-            () = shared.tracker.wait() => return DrainReport::default(),
-            () = shared.cancel.cancelled() => {}
-        }
-        let timeout = shared.config.shutdown_timeout;
-        tracing::info!(
-            timeout_ms = timeout.as_millis(),
-            "waiting for services to drain"
-        );
-        if tokio::time::timeout(timeout, shared.tracker.wait())
-            .await
-            .is_ok()
-        {
-            tracing::info!("all services drained");
-            return DrainReport::default();
-        }
-
-        let mut aborted = Vec::new();
-        for slot in shared.slots() {
-            if slot.terminate(
-                &shared.telemetry,
-                TerminationReason::ShutdownTimeout { timeout },
-            ) {
-                slot.abort();
-                tracing::warn!(service = %slot.name, "aborted after the shutdown timeout");
-                aborted.push(slot.name.to_string());
+        if !shared.cancel.is_cancelled() {
+            shared.tracker.close();
+            tokio::select! {
+                biased;
+                () = shared.cancel.cancelled() => {}
+                () = shared.tracker.wait() => return DrainReport::default(),
             }
         }
-        aborted.sort_unstable();
-        let unwound = tokio::time::timeout(ABORT_GRACE, shared.tracker.wait())
-            .await
-            .is_ok();
-        if !unwound {
-            tracing::error!("some aborted services did not unwind (blocking the executor?)");
+        // A spawn that passed its shutdown check holds the registry lock until
+        // its shutdown task exists: after this barrier, `drain` is final.
+        drop(shared.lock_registry());
+        let Some(report) = shared.drain.get() else {
+            // Nothing was ever spawned: nothing to drain.
+            return DrainReport::default();
+        };
+        let mut report = report.clone();
+        match report.wait_for(Option::is_some).await {
+            Ok(report) => report.clone().unwrap_or_default(),
+            // The shutdown task is gone without a report: its runtime shut
+            // down. Nothing can run any more; report what the slots say.
+            Err(_closed) => shared.report(false),
         }
-        DrainReport { aborted, unwound }
     }
 
     /// Waits for SIGTERM or Ctrl-C (unless the signal handler is disabled) or
@@ -610,7 +629,9 @@ impl Supervisor {
     ///
     /// # Errors
     ///
-    /// Returns an error if the signal handlers cannot be installed.
+    /// Returns an error, and triggers nothing, if the signal handlers cannot
+    /// be installed: among other causes, on a runtime built without its IO
+    /// driver (`enable_io`), which signals need.
     pub async fn run_until_shutdown(&self) -> std::io::Result<DrainReport> {
         if self.shared.config.install_signal_handler {
             self.wait_for_signal().await?;
@@ -633,8 +654,8 @@ impl Supervisor {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            let mut sigterm = signal(SignalKind::terminate())?;
-            let mut sigint = signal(SignalKind::interrupt())?;
+            let mut sigterm = listen(|| signal(SignalKind::terminate()))?;
+            let mut sigint = listen(|| signal(SignalKind::interrupt()))?;
             tokio::select! {
                 _ = sigterm.recv() => tracing::info!("received SIGTERM"),
                 _ = sigint.recv() => tracing::info!("received SIGINT"),
@@ -643,8 +664,9 @@ impl Supervisor {
         }
         #[cfg(not(unix))]
         {
+            let ctrl_c = listen(|| Ok(tokio::signal::ctrl_c()))?;
             tokio::select! {
-                result = tokio::signal::ctrl_c() => {
+                result = ctrl_c => {
                     result?;
                     tracing::info!("received Ctrl-C");
                 }
@@ -662,6 +684,56 @@ impl Supervisor {
         let spread = SplitMix64::new(n).next_u64();
         SplitMix64::new(self.shared.jitter_seed ^ spread).next_u64()
     }
+
+    /// Starts the task that drains the services once shutdown begins, unless
+    /// it runs already. Called under the registry lock, from a runtime.
+    fn start_shutdown_task(&self) {
+        let shared = &*self.shared;
+        shared.drain.get_or_init(|| {
+            let (publish, report) = watch::channel(None);
+            let weak = Arc::downgrade(&self.shared);
+            let cancel = shared.cancel.clone();
+            tokio::spawn(async move {
+                cancel.cancelled().await;
+                // The supervisor is gone without a shutdown: nothing to drain.
+                let Some(shared) = Weak::upgrade(&weak) else {
+                    return;
+                };
+                let report = shared.drain().await;
+                publish.send_replace(Some(report));
+            });
+            report
+        });
+    }
+}
+
+/// Sets up a signal listener; tokio panics instead of returning an error when
+/// the runtime has no IO driver, so that panic becomes the error.
+fn listen<T>(setup: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+    panic::catch_unwind(AssertUnwindSafe(setup)).unwrap_or_else(|payload| {
+        Err(std::io::Error::other(format!(
+            "cannot listen for signals: {} (build the runtime with `enable_io`, or \
+             use `SupervisorConfig::without_signal_handler`)",
+            take_message(payload)
+        )))
+    })
+}
+
+/// Checks that the current runtime can run services: a runtime, with its time
+/// driver (tokio panics at the first timer otherwise).
+fn check_runtime(name: &str) -> Result<(), SpawnError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(SpawnError::NoRuntime {
+            name: name.to_owned(),
+        });
+    }
+    let timer = panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO)));
+    timer.map_err(|payload| {
+        crate::panics::drop_payload(payload);
+        SpawnError::NoTimeDriver {
+            name: name.to_owned(),
+        }
+    })
 }
 
 impl fmt::Debug for Supervisor {
@@ -683,6 +755,69 @@ impl Shared {
     fn slots(&self) -> Vec<Arc<ServiceSlot>> {
         self.lock_registry().values().cloned().collect()
     }
+
+    /// The shutdown, run once by the shutdown task: asks every service to
+    /// stop, waits for them (each enforces its own stop timeout), and aborts
+    /// from outside only a task that never reached its timeout.
+    async fn drain(&self) -> DrainReport {
+        let started = Instant::now();
+        let timeout = self.config.shutdown_timeout;
+        tracing::info!(timeout_ms = timeout.as_millis(), "draining services");
+        // Taking the registry lock after the cancellation is the barrier
+        // `spawn_service_with_options` relies on: every accepted spawn is in
+        // the registry and tracked.
+        let slots = self.slots();
+        self.tracker.close();
+        for slot in &slots {
+            slot.request_stop();
+        }
+        let grace = abort_grace(timeout);
+        let last_resort = started + timeout + grace;
+        if tokio::time::timeout_at(last_resort, self.tracker.wait())
+            .await
+            .is_ok()
+        {
+            tracing::info!("all services drained");
+            return self.report(true);
+        }
+        let now = self.telemetry.now();
+        for slot in &slots {
+            if slot.terminate(
+                &self.telemetry,
+                now,
+                TerminationReason::ShutdownTimeout { timeout },
+            ) {
+                slot.abort();
+                slot.flush(&self.telemetry);
+                tracing::error!(service = %slot.name, "service blocked past its stop timeout: task aborted");
+            }
+        }
+        let unwound = tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok();
+        if !unwound {
+            tracing::error!("some aborted services did not unwind (blocking the executor?)");
+        }
+        self.report(unwound)
+    }
+
+    /// The report as the slots tell it: the services aborted at the shutdown
+    /// timeout, sorted by name.
+    fn report(&self, unwound: bool) -> DrainReport {
+        let mut aborted: Vec<String> = self
+            .slots()
+            .iter()
+            .filter(|slot| {
+                matches!(
+                    slot.termination_reason(),
+                    Some(TerminationReason::ShutdownTimeout { .. })
+                )
+            })
+            .map(|slot| slot.name.to_string())
+            .collect();
+        aborted.sort_unstable();
+        DrainReport { aborted, unwound }
+    }
 }
 
 /// A handle to one spawned service.
@@ -690,7 +825,9 @@ impl Shared {
 /// # Examples
 ///
 /// ```
-/// use supervisor_core::{service_fn, ServiceContext, ServicePhase, Supervisor, SupervisorConfig};
+/// use supervisor_core::{
+///     service_fn, ServiceContext, ServicePhase, Supervisor, SupervisorConfig, TerminationReason,
+/// };
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -701,7 +838,7 @@ impl Shared {
 /// assert_eq!(handle.name(), "once");
 /// supervisor.wait_for_drain().await;
 /// assert_eq!(handle.phase(), ServicePhase::Terminated);
-/// assert_eq!(handle.snapshot().termination_reason.as_deref(), Some("completed successfully"));
+/// assert_eq!(handle.snapshot().termination_reason, Some(TerminationReason::Completed));
 /// # Ok(())
 /// # }
 /// ```
@@ -780,44 +917,15 @@ impl ServiceHandle {
     /// supervisor.wait_for_drain().await;
     ///
     /// let snapshot = handle.snapshot();
-    /// assert_eq!(snapshot.total_failures, 1);
+    /// assert_eq!(snapshot.failures.error, 1);
     /// assert_eq!(snapshot.last_error.as_deref(), Some("connection refused"));
-    /// assert_eq!(snapshot.termination_kind.as_deref(), Some("unrecoverable"));
+    /// assert_eq!(snapshot.termination_reason.map(|reason| reason.kind()), Some("unrecoverable"));
     /// # Ok(())
     /// # }
     /// ```
     #[must_use]
     pub fn snapshot(&self) -> ServiceLifecycleSnapshot {
         self.slot.snapshot(self.telemetry.now())
-    }
-
-    /// The service's restart and failure counters.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use supervisor_core::{
-    ///     service_fn, BackoffConfig, ServiceContext, SpawnOptions, Supervisor, SupervisorConfig,
-    /// };
-    ///
-    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
-    /// // No delay, and the circuit breaker opens on the third failure.
-    /// let backoff = BackoffConfig::zero().with_circuit_breaker(2, Duration::from_secs(60));
-    /// let db = service_fn("db", |_ctx: ServiceContext| async { anyhow::bail!("refused") });
-    /// let handle = supervisor.spawn_service_with_options(db, SpawnOptions::with_backoff(backoff))?;
-    /// supervisor.wait_for_drain().await;
-    ///
-    /// let counters = handle.metrics();
-    /// assert_eq!((counters.failures_error, counters.restarts_total), (3, 2));
-    /// # Ok(())
-    /// # }
-    /// ```
-    #[must_use]
-    pub fn metrics(&self) -> ServiceMetricsSnapshot {
-        self.slot.metrics()
     }
 }
 

@@ -48,11 +48,12 @@
 //! # Handles and recorders
 //!
 //! The per-service handles are registered with the recorder current when the
-//! sink first hears of the service (normally at `service_spawned`) and kept,
-//! so later events are a map look-up and an atomic update. Install the
-//! recorder before spawning services. The `metrics` facade has no way to
-//! delete a series: at `service_removed` the sink drops its handles, and
-//! recorders that support it (for example an idle timeout) expire the series.
+//! service is spawned ([`MetricsSink::resolve`]) and kept in its
+//! [`FacadeHandle`], so later events are an atomic update, with no look-up.
+//! Install the recorder before spawning services. The `metrics` facade has no
+//! way to delete a series: when the last entry of a name leaves the supervisor
+//! (`service_removed`) the sink drops its handles, and recorders that support
+//! it (for example an idle timeout) expire the series.
 //!
 //! # Examples
 //!
@@ -65,11 +66,12 @@
 //! // After installing a recorder, e.g. `metrics_exporter_prometheus::PrometheusBuilder`:
 //! let sink = FacadeSink::new();
 //! sink.describe();
-//! let sink: Arc<dyn MetricsSink> = Arc::new(sink);
+//! let sink = Arc::new(sink);
 //! // `SupervisorConfig::default().with_metrics_sink(Arc::clone(&sink))` in
 //! // supervisor-core; events can also be sent by hand:
-//! sink.service_spawned("feed");
-//! sink.service_started("feed", 2);
+//! let feed = sink.resolve("feed");
+//! sink.service_spawned(&feed);
+//! sink.service_started(&feed, 2);
 //! ```
 //!
 //! [`ServicePhase::as_str`]: supervisor_metrics::ServicePhase::as_str
@@ -84,7 +86,9 @@ use std::time::Duration;
 use metrics::{Counter, Gauge, Histogram, SharedString, Unit};
 pub use supervisor_metrics::InvalidPrefix;
 use supervisor_metrics::series::{self, Series};
-use supervisor_metrics::{FailureKind, MetricsSink, ServiceMap, ServicePhase, TerminationReason};
+use supervisor_metrics::{
+    FailureKind, MetricsSink, ServiceEntry, ServiceMap, ServicePhase, TerminationReason,
+};
 
 /// The metric name prefix used by [`FacadeSink::new`].
 pub const DEFAULT_PREFIX: &str = "supervisor";
@@ -103,8 +107,9 @@ pub const DEFAULT_PREFIX: &str = "supervisor";
 ///
 /// let sink = FacadeSink::new();
 /// // Without a recorder every update goes to the facade's no-op recorder.
-/// sink.service_spawned("feed");
-/// sink.service_failed("feed", FailureKind::Error);
+/// let feed = sink.resolve("feed");
+/// sink.service_spawned(&feed);
+/// sink.service_failed(&feed, FailureKind::Error);
 /// ```
 pub struct FacadeSink {
     names: Names,
@@ -211,24 +216,14 @@ impl FacadeSink {
     /// use supervisor_metrics_facade::FacadeSink;
     ///
     /// let sink = FacadeSink::new();
-    /// sink.service_spawned("feed");
+    /// let feed = sink.resolve("feed");
     /// assert_eq!(sink.tracked_services(), 1);
-    /// sink.service_removed("feed");
+    /// sink.service_removed(feed);
     /// assert_eq!(sink.tracked_services(), 0);
     /// ```
     #[must_use]
     pub fn tracked_services(&self) -> usize {
         self.services.len()
-    }
-
-    /// Runs `update` on the handles of `service`, registering them first if
-    /// the sink has not heard of the service yet.
-    fn with_handles(&self, service: &str, update: impl FnOnce(&ServiceHandles)) {
-        self.services.with(
-            service,
-            |name| ServiceHandles::new(&self.names, Arc::clone(name)),
-            update,
-        );
     }
 
     fn active_services(&self) -> Gauge {
@@ -252,78 +247,108 @@ impl fmt::Debug for FacadeSink {
 }
 
 impl MetricsSink for FacadeSink {
-    fn service_spawned(&self, service: &str) {
+    type Handle = FacadeHandle;
+
+    fn resolve(&self, service: &str) -> FacadeHandle {
+        FacadeHandle(self.services.acquire(service, |name| {
+            ServiceHandles::new(&self.names, Arc::clone(name))
+        }))
+    }
+
+    fn service_spawned(&self, service: &FacadeHandle) {
         metrics::counter!(self.names.spawned.clone()).increment(1);
-        self.with_handles(service, |handles| {
-            if !handles.active.swap(true, Ordering::AcqRel) {
-                self.active_services().increment(1.0);
-            }
-            handles.set_phase(ServicePhase::Starting);
-        });
-    }
-
-    fn service_started(&self, service: &str, start_count: u64) {
-        if start_count <= 1 {
-            return;
+        let handles = &service.0;
+        if !handles.active.swap(true, Ordering::AcqRel) {
+            self.active_services().increment(1.0);
         }
-        self.with_handles(service, |handles| handles.restarts.increment(1));
+        handles.set_phase(ServicePhase::Starting);
     }
 
-    fn phase_changed(&self, service: &str, _from: ServicePhase, to: ServicePhase) {
-        self.with_handles(service, |handles| handles.set_phase(to));
+    fn service_started(&self, service: &FacadeHandle, start_count: u64) {
+        if start_count > 1 {
+            service.0.restarts.increment(1);
+        }
     }
 
-    fn service_failed(&self, service: &str, kind: FailureKind) {
-        self.with_handles(service, |handles| {
-            match handles.failures.iter().find(|(known, _)| *known == kind) {
-                Some((_, counter)) => counter.increment(1),
-                // A kind added to the enum but not to `FailureKind::ALL`.
-                None => metrics::counter!(
-                    self.names.failures.clone(),
-                    "service" => handles.service.clone(),
-                    "kind" => kind.as_str()
-                )
-                .increment(1),
-            }
-        });
+    fn phase_changed(&self, service: &FacadeHandle, _from: ServicePhase, to: ServicePhase) {
+        service.0.set_phase(to);
     }
 
-    fn backoff_scheduled(&self, service: &str, delay: Duration) {
-        self.with_handles(service, |handles| {
-            handles.backoff_delay.set(delay.as_secs_f64())
-        });
-    }
-
-    fn circuit_opened(&self, service: &str, _failures: u32, _max_retries: u32) {
-        self.with_handles(service, |handles| {
-            handles.circuit_breaker_trips.increment(1)
-        });
-    }
-
-    fn service_terminated(&self, service: &str, reason: &TerminationReason, uptime: Duration) {
-        self.with_handles(service, |handles| {
-            metrics::counter!(
-                self.names.terminated.clone(),
+    fn service_failed(&self, service: &FacadeHandle, kind: FailureKind) {
+        let handles = &service.0;
+        match handles.failures.iter().find(|(known, _)| *known == kind) {
+            Some((_, counter)) => counter.increment(1),
+            // A kind added to the enum but not to `FailureKind::ALL`.
+            None => metrics::counter!(
+                self.names.failures.clone(),
                 "service" => handles.service.clone(),
-                "reason" => reason.kind()
+                "kind" => kind.as_str()
             )
-            .increment(1);
-            handles.uptime.record(uptime.as_secs_f64());
-            handles.set_phase(ServicePhase::Terminated);
-            if handles.active.swap(false, Ordering::AcqRel) {
-                self.active_services().decrement(1.0);
-            }
-        });
+            .increment(1),
+        }
     }
 
-    fn service_removed(&self, service: &str) {
-        if let Some(handles) = self.services.remove(service) {
+    fn backoff_scheduled(&self, service: &FacadeHandle, delay: Duration) {
+        service.0.backoff_delay.set(delay.as_secs_f64());
+    }
+
+    fn circuit_opened(&self, service: &FacadeHandle, _failures: u32, _max_retries: u32) {
+        service.0.circuit_breaker_trips.increment(1);
+    }
+
+    fn service_terminated(
+        &self,
+        service: &FacadeHandle,
+        reason: &TerminationReason,
+        uptime: Duration,
+    ) {
+        let handles = &service.0;
+        metrics::counter!(
+            self.names.terminated.clone(),
+            "service" => handles.service.clone(),
+            "reason" => reason.kind()
+        )
+        .increment(1);
+        handles.uptime.record(uptime.as_secs_f64());
+        handles.set_phase(ServicePhase::Terminated);
+        if handles.active.swap(false, Ordering::AcqRel) {
+            self.active_services().decrement(1.0);
+        }
+    }
+
+    fn service_removed(&self, service: FacadeHandle) {
+        if let Some(handles) = self.services.release(service.0) {
             // A service removed before it terminated breaks the delivery
             // contract; keep the gauge consistent anyway.
             if handles.active.swap(false, Ordering::AcqRel) {
                 self.active_services().decrement(1.0);
             }
         }
+    }
+}
+
+/// The handles of one service, registered with the recorder once, when the
+/// service is spawned ([`FacadeSink::resolve`](MetricsSink::resolve)): every
+/// later event updates them without building a key.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_metrics::MetricsSink;
+/// use supervisor_metrics_facade::{FacadeHandle, FacadeSink};
+///
+/// let sink = FacadeSink::new();
+/// let feed: FacadeHandle = sink.resolve("feed");
+/// assert_eq!(feed.service(), "feed");
+/// ```
+#[derive(Debug)]
+pub struct FacadeHandle(ServiceEntry<ServiceHandles>);
+
+impl FacadeHandle {
+    /// The service's name (its `service` label).
+    #[must_use]
+    pub fn service(&self) -> &str {
+        self.0.name()
     }
 }
 
@@ -368,7 +393,7 @@ impl Names {
 
 /// The handles of one service, registered once.
 #[derive(Debug)]
-struct ServiceHandles {
+pub(crate) struct ServiceHandles {
     /// The `service` label value.
     service: SharedString,
     /// Spawned and not yet terminated: the service counts in `active_services`.

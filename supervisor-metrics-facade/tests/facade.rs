@@ -11,7 +11,7 @@ use metrics::{
     SharedString, Unit,
 };
 use supervisor_metrics::{FailureKind, MetricsSink, ServicePhase, TerminationReason};
-use supervisor_metrics_facade::FacadeSink;
+use supervisor_metrics_facade::{FacadeHandle, FacadeSink};
 
 /// A metric's name and its labels, sorted by key.
 type Series = (String, BTreeMap<String, String>);
@@ -191,43 +191,45 @@ const WEIRD_SERVICE: &str = "we\"ird\\name\nx";
 
 /// Restarts, a panic, a circuit trip, a shutdown-timeout abort and a removed
 /// service, interleaved.
-fn chaotic_run(sink: &dyn MetricsSink) {
+fn chaotic_run(sink: &FacadeSink) {
     use ServicePhase::{BackingOff, Restarting, Running, Starting, Stopping, Terminated};
 
-    for service in ["flaky", "stuck", "ephemeral", WEIRD_SERVICE] {
+    let [flaky, stuck, ephemeral, weird] =
+        ["flaky", "stuck", "ephemeral", WEIRD_SERVICE].map(|service| sink.resolve(service));
+    for service in [&flaky, &stuck, &ephemeral, &weird] {
         sink.service_spawned(service);
     }
-    sink.service_started("flaky", 1);
-    sink.phase_changed("flaky", Starting, Running);
-    sink.service_started("stuck", 1);
-    sink.phase_changed("stuck", Starting, Running);
-    sink.service_started(WEIRD_SERVICE, 1);
-    sink.phase_changed(WEIRD_SERVICE, Starting, Running);
-    sink.service_failed("flaky", FailureKind::Panic);
-    sink.phase_changed("flaky", Running, BackingOff);
-    sink.backoff_scheduled("flaky", Duration::from_millis(250));
-    sink.phase_changed("ephemeral", Starting, Terminated);
-    sink.service_terminated("ephemeral", &TerminationReason::Completed, Duration::ZERO);
-    sink.service_removed("ephemeral");
-    sink.phase_changed("flaky", BackingOff, Restarting);
-    sink.service_started("flaky", 2);
-    sink.phase_changed("flaky", Restarting, Running);
-    sink.service_failed("flaky", FailureKind::Error);
-    sink.circuit_opened("flaky", 2, 1);
-    sink.phase_changed("flaky", Running, Terminated);
+    sink.service_started(&flaky, 1);
+    sink.phase_changed(&flaky, Starting, Running);
+    sink.service_started(&stuck, 1);
+    sink.phase_changed(&stuck, Starting, Running);
+    sink.service_started(&weird, 1);
+    sink.phase_changed(&weird, Starting, Running);
+    sink.service_failed(&flaky, FailureKind::Panic);
+    sink.phase_changed(&flaky, Running, BackingOff);
+    sink.backoff_scheduled(&flaky, Duration::from_millis(250));
+    sink.phase_changed(&ephemeral, Starting, Terminated);
+    sink.service_terminated(&ephemeral, &TerminationReason::Completed, Duration::ZERO);
+    sink.service_removed(ephemeral);
+    sink.phase_changed(&flaky, BackingOff, Restarting);
+    sink.service_started(&flaky, 2);
+    sink.phase_changed(&flaky, Restarting, Running);
+    sink.service_failed(&flaky, FailureKind::Error);
+    sink.circuit_opened(&flaky, 2, 1);
+    sink.phase_changed(&flaky, Running, Terminated);
     sink.service_terminated(
-        "flaky",
+        &flaky,
         &TerminationReason::CircuitBreakerOpen {
             failures: 2,
             max_retries: 1,
         },
         Duration::from_secs(90),
     );
-    sink.phase_changed("stuck", Running, Stopping);
-    sink.service_failed("stuck", FailureKind::Timeout);
-    sink.phase_changed("stuck", Stopping, Terminated);
+    sink.phase_changed(&stuck, Running, Stopping);
+    sink.service_failed(&stuck, FailureKind::Timeout);
+    sink.phase_changed(&stuck, Stopping, Terminated);
     sink.service_terminated(
-        "stuck",
+        &stuck,
         &TerminationReason::ShutdownTimeout {
             timeout: Duration::from_secs(5),
         },
@@ -385,14 +387,15 @@ fn per_service_handles_are_registered_once() {
     let recorder = TestRecorder::default();
     let sink = FacadeSink::new();
     metrics::with_local_recorder(&recorder, || {
-        sink.service_spawned("feed");
+        let feed = sink.resolve("feed");
+        sink.service_spawned(&feed);
         let after_spawn = recorder.registrations.load(Ordering::Relaxed);
         for start in 2..=100 {
-            sink.service_started("feed", start);
-            sink.phase_changed("feed", ServicePhase::Restarting, ServicePhase::Running);
-            sink.service_failed("feed", FailureKind::Error);
-            sink.backoff_scheduled("feed", Duration::from_millis(start));
-            sink.phase_changed("feed", ServicePhase::Running, ServicePhase::BackingOff);
+            sink.service_started(&feed, start);
+            sink.phase_changed(&feed, ServicePhase::Restarting, ServicePhase::Running);
+            sink.service_failed(&feed, FailureKind::Error);
+            sink.backoff_scheduled(&feed, Duration::from_millis(start));
+            sink.phase_changed(&feed, ServicePhase::Running, ServicePhase::BackingOff);
         }
         assert_eq!(recorder.registrations.load(Ordering::Relaxed), after_spawn);
     });
@@ -419,12 +422,9 @@ fn a_prefix_renames_every_series() -> Result<(), supervisor_metrics_facade::Inva
     let sink = FacadeSink::with_prefix("ingest")?;
     metrics::with_local_recorder(&recorder, || {
         sink.describe();
-        sink.service_spawned("feed");
-        sink.service_terminated(
-            "feed",
-            &TerminationReason::Cancelled,
-            Duration::from_secs(1),
-        );
+        let feed = sink.resolve("feed");
+        sink.service_spawned(&feed);
+        sink.service_terminated(&feed, &TerminationReason::Cancelled, Duration::from_secs(1));
     });
     let names = recorder.names();
     assert!(!names.is_empty());
@@ -450,25 +450,31 @@ fn removal_and_odd_orders_keep_active_services_consistent() {
     let recorder = TestRecorder::default();
     let sink = FacadeSink::new();
     metrics::with_local_recorder(&recorder, || {
-        sink.service_spawned("a");
-        sink.service_spawned("a");
-        sink.service_spawned("b");
+        let a: FacadeHandle = sink.resolve("a");
+        let b = sink.resolve("b");
+        sink.service_spawned(&a);
+        sink.service_spawned(&a);
+        sink.service_spawned(&b);
         assert_eq!(recorder.gauge("supervisor_active_services", &[]), Some(2.0));
         // Removed while running (contract breach): no longer active.
-        sink.service_removed("b");
+        sink.service_removed(b);
         assert_eq!(recorder.gauge("supervisor_active_services", &[]), Some(1.0));
         // Terminated twice: counted once in the gauge.
         let reason = TerminationReason::Unrecoverable("disk full".to_owned());
-        sink.service_terminated("a", &reason, Duration::from_secs(1));
-        sink.service_terminated("a", &reason, Duration::from_secs(1));
+        sink.service_terminated(&a, &reason, Duration::from_secs(1));
+        sink.service_terminated(&a, &reason, Duration::from_secs(1));
         assert_eq!(recorder.gauge("supervisor_active_services", &[]), Some(0.0));
-        // A service never seen spawning gets handles on its first event.
-        sink.service_started("late", 3);
+        // A second live handle of the same name shares the series.
+        let respawned = sink.resolve("a");
+        sink.service_started(&respawned, 3);
         assert_eq!(recorder.gauge("supervisor_active_services", &[]), Some(0.0));
+        sink.service_removed(a);
+        assert_eq!(sink.tracked_services(), 1);
+        sink.service_removed(respawned);
     });
     assert_eq!(recorder.counter("supervisor_spawned_total", &[]), Some(3));
     assert_eq!(
-        recorder.counter("supervisor_restarts_total", &[("service", "late")]),
+        recorder.counter("supervisor_restarts_total", &[("service", "a")]),
         Some(1)
     );
     assert_eq!(
@@ -478,5 +484,5 @@ fn removal_and_odd_orders_keep_active_services_consistent() {
         ),
         Some(2)
     );
-    assert_eq!(sink.tracked_services(), 2);
+    assert_eq!(sink.tracked_services(), 0);
 }

@@ -34,8 +34,8 @@
 //!
 //! # Examples
 //!
-//! Register the sink, hand it to the supervisor as `Arc<dyn MetricsSink>`,
-//! render the registry:
+//! Register the sink, hand it to the supervisor as an `Arc`, render the
+//! registry:
 //!
 //! ```
 //! use std::sync::Arc;
@@ -45,12 +45,13 @@
 //! use supervisor_prometheus::{PrometheusSink, render};
 //!
 //! let mut registry = Registry::default();
-//! let sink: Arc<dyn MetricsSink> = Arc::new(PrometheusSink::register(&mut registry));
+//! let sink = Arc::new(PrometheusSink::register(&mut registry));
 //! // `SupervisorConfig::default().with_metrics_sink(Arc::clone(&sink))` in
 //! // supervisor-core; here the events are sent by hand.
-//! sink.service_spawned("feed");
-//! sink.phase_changed("feed", ServicePhase::Starting, ServicePhase::Running);
-//! sink.service_failed("feed", FailureKind::Panic);
+//! let feed = sink.resolve("feed");
+//! sink.service_spawned(&feed);
+//! sink.phase_changed(&feed, ServicePhase::Starting, ServicePhase::Running);
+//! sink.service_failed(&feed, FailureKind::Panic);
 //!
 //! let text = render(&registry)?;
 //! assert!(text.contains("supervisor_failures_total{service=\"feed\",kind=\"panic\"} 1\n"));
@@ -69,11 +70,10 @@
 //! use std::sync::Arc;
 //!
 //! use prometheus_client::registry::Registry;
-//! use supervisor_metrics::MetricsSink;
 //! use supervisor_prometheus::{DEFAULT_ADDR, PrometheusSink, serve};
 //!
 //! let mut registry = Registry::default();
-//! let sink: Arc<dyn MetricsSink> = Arc::new(PrometheusSink::register(&mut registry));
+//! let sink = Arc::new(PrometheusSink::register(&mut registry));
 //! # let _ = sink;
 //! serve(DEFAULT_ADDR, Arc::new(registry)).await
 //! # }
@@ -119,4 +119,6 @@ pub use self::server::{
     DEFAULT_ADDR, MAX_CONNECTIONS, MAX_REQUEST_HEAD_BYTES, METRICS_PATH, MetricsServer,
     REQUEST_TIMEOUT, serve,
 };
-pub use self::sink::{DEFAULT_PREFIX, InvalidPrefix, PrometheusSink, UPTIME_BUCKETS_SECONDS};
+pub use self::sink::{
+    DEFAULT_PREFIX, InvalidPrefix, PrometheusSink, SeriesHandle, UPTIME_BUCKETS_SECONDS,
+};

@@ -33,7 +33,7 @@ pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 ///
 /// let mut registry = Registry::default();
 /// let sink = PrometheusSink::register(&mut registry);
-/// sink.service_spawned("feed");
+/// sink.service_spawned(&sink.resolve("feed"));
 ///
 /// let text = render(&registry)?;
 /// assert!(text.contains("# HELP supervisor_spawned Services spawned; restarts are not spawns.\n"));
@@ -70,7 +70,7 @@ pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
 ///
 /// let mut registry = Registry::default();
 /// let sink = PrometheusSink::register(&mut registry);
-/// sink.service_spawned("feed");
+/// sink.service_spawned(&sink.resolve("feed"));
 ///
 /// let text = render_prometheus_text(&registry)?;
 /// assert!(text.contains("# TYPE supervisor_spawned_total counter\n"));

@@ -80,7 +80,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> std::io::Result<()> {
 /// let mut registry = Registry::default();
-/// let sink: Arc<dyn MetricsSink> = Arc::new(PrometheusSink::register(&mut registry));
+/// let sink = Arc::new(PrometheusSink::register(&mut registry));
 /// // Hand `sink` to the supervisor, then:
 /// serve(DEFAULT_ADDR, Arc::new(registry)).await
 /// # }
@@ -112,7 +112,7 @@ pub async fn serve(addr: SocketAddr, registry: Arc<Registry>) -> io::Result<()> 
 /// # async fn main() -> std::io::Result<()> {
 /// let mut registry = Registry::default();
 /// let sink = PrometheusSink::register(&mut registry);
-/// sink.service_spawned("feed");
+/// sink.service_spawned(&sink.resolve("feed"));
 ///
 /// let addr: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
 /// let server = MetricsServer::bind(addr, Arc::new(registry)).await?;

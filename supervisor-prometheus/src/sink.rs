@@ -3,13 +3,14 @@
 //!
 //! # Invariants
 //!
-//! 1. Every per-service series of a service is created together, when the sink
-//!    first hears of the service (normally at `service_spawned`), and removed
-//!    together at `service_removed`: label cardinality is bounded by the number
-//!    of services the supervisor holds.
-//! 2. The hot path (every event but spawn, termination and removal) takes a
-//!    read lock on the name map, looks the service up by `&str` and updates
-//!    atomics: no allocation, no write lock.
+//! 1. Every per-service series of a service is created together, when the
+//!    first handle of its name is resolved (at spawn), and removed together
+//!    when the last handle of that name is given back (`service_removed`):
+//!    label cardinality is bounded by the number of services the supervisor
+//!    holds.
+//! 2. The hot path (every event but spawn, termination and removal) updates
+//!    the atomics its [`SeriesHandle`] holds: no lookup, no lock, no
+//!    allocation.
 //! 3. `active_services` counts the services whose `active` flag is set; the
 //!    flag flips on at spawn and off at termination (or removal), and only the
 //!    flip moves the gauge, so a repeated or missing event never drifts it.
@@ -29,7 +30,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 pub use supervisor_metrics::InvalidPrefix;
 use supervisor_metrics::{
-    FailureKind, MetricsSink, ServiceMap, ServicePhase, TerminationReason, series,
+    FailureKind, MetricsSink, ServiceEntry, ServiceMap, ServicePhase, TerminationReason, series,
 };
 
 /// The metric name prefix used by [`PrometheusSink::register`].
@@ -60,8 +61,8 @@ pub const UPTIME_BUCKETS_SECONDS: [f64; 9] = [
 /// Create it with [`register`](Self::register) (prefix `supervisor`) or
 /// [`register_with_prefix`](Self::register_with_prefix), then render the
 /// registry with [`render`](crate::render) or serve it with the `server`
-/// feature. The sink is `Send + Sync`; share it as `Arc<PrometheusSink>` or
-/// `Arc<dyn MetricsSink>`. The registry holds its own handles to the same
+/// feature. The sink is `Send + Sync`; share it as `Arc<PrometheusSink>`.
+/// The registry holds its own handles to the same
 /// series, so it can be moved into an `Arc` for the exporter after
 /// registration.
 ///
@@ -83,9 +84,11 @@ pub const UPTIME_BUCKETS_SECONDS: [f64; 9] = [
 ///
 /// Per-service series are created with value zero when the service is
 /// spawned (so `rate()` and alerts see them from the start), except
-/// `terminated_total`, whose `reason` series appear at termination. They are
-/// all removed at `service_removed`, so the number of series is bounded by the
-/// number of services. A family without any series (before the first spawn,
+/// `terminated_total`, whose `reason` series appear at termination. A respawn
+/// of a terminated service's name keeps counting in the same series. They are
+/// all removed when the last entry of the name leaves the supervisor
+/// (`service_removed`), so the number of series is bounded by the number of
+/// services. A family without any series (before the first spawn,
 /// or `terminated_total` before the first termination) is left out of the
 /// exposition entirely, `# HELP` line included: prometheus-client skips empty
 /// families. The one-hot phase gauge is updated one series at a time: a
@@ -102,12 +105,13 @@ pub const UPTIME_BUCKETS_SECONDS: [f64; 9] = [
 /// use supervisor_prometheus::{PrometheusSink, render};
 ///
 /// let mut registry = Registry::default();
-/// let sink: Arc<dyn MetricsSink> = Arc::new(PrometheusSink::register(&mut registry));
+/// let sink = Arc::new(PrometheusSink::register(&mut registry));
 ///
-/// sink.service_spawned("feed");
-/// sink.service_started("feed", 1);
-/// sink.service_started("feed", 2);
-/// sink.service_terminated("feed", &TerminationReason::Completed, Duration::from_secs(5));
+/// let feed = sink.resolve("feed"); // What the supervisor does at spawn.
+/// sink.service_spawned(&feed);
+/// sink.service_started(&feed, 1);
+/// sink.service_started(&feed, 2);
+/// sink.service_terminated(&feed, &TerminationReason::Completed, Duration::from_secs(5));
 ///
 /// let text = render(&registry)?;
 /// assert!(text.contains("supervisor_restarts_total{service=\"feed\"} 1\n"));
@@ -138,7 +142,7 @@ impl PrometheusSink {
     ///
     /// let mut registry = Registry::default();
     /// let sink = PrometheusSink::register(&mut registry);
-    /// sink.service_spawned("feed");
+    /// sink.service_spawned(&sink.resolve("feed"));
     ///
     /// assert!(render(&registry)?.contains("supervisor_spawned_total 1\n"));
     /// # Ok::<(), std::fmt::Error>(())
@@ -170,7 +174,7 @@ impl PrometheusSink {
     ///
     /// let mut registry = Registry::default();
     /// let sink = PrometheusSink::register_with_prefix(&mut registry, "ingest")?;
-    /// sink.service_spawned("feed");
+    /// sink.service_spawned(&sink.resolve("feed"));
     /// assert!(render(&registry)?.contains("ingest_spawned_total 1\n"));
     ///
     /// let error = PrometheusSink::register_with_prefix(&mut registry, "my-app").unwrap_err();
@@ -211,9 +215,9 @@ impl PrometheusSink {
     /// use supervisor_prometheus::PrometheusSink;
     ///
     /// let sink = PrometheusSink::register(&mut Registry::default());
-    /// sink.service_spawned("feed");
-    /// sink.service_spawned("index");
-    /// sink.service_removed("feed");
+    /// let feed = sink.resolve("feed");
+    /// let _index = sink.resolve("index");
+    /// sink.service_removed(feed);
     /// assert_eq!(sink.tracked_services(), 1);
     /// ```
     #[must_use]
@@ -230,16 +234,6 @@ impl PrometheusSink {
             services: ServiceMap::new(),
         }
     }
-
-    /// Runs `update` on the series of `service`, creating them first if the
-    /// sink has not heard of the service yet (a sink added after the spawn).
-    fn with_series(&self, service: &str, update: impl FnOnce(&ServiceSeries)) {
-        self.services.with(
-            service,
-            |name| ServiceSeries::new(&self.families, Arc::clone(name)),
-            update,
-        );
-    }
 }
 
 impl fmt::Debug for PrometheusSink {
@@ -252,60 +246,62 @@ impl fmt::Debug for PrometheusSink {
 }
 
 impl MetricsSink for PrometheusSink {
-    fn service_spawned(&self, service: &str) {
+    type Handle = SeriesHandle;
+
+    fn resolve(&self, service: &str) -> SeriesHandle {
+        SeriesHandle(self.services.acquire(service, |name| {
+            ServiceSeries::new(&self.families, Arc::clone(name))
+        }))
+    }
+
+    fn service_spawned(&self, service: &SeriesHandle) {
         self.families.spawned.inc();
-        self.with_series(service, |series| {
-            if !series.active.swap(true, Ordering::AcqRel) {
-                self.families.active_services.inc();
-            }
-            series.set_phase(ServicePhase::Starting);
-        });
-    }
-
-    fn service_started(&self, service: &str, start_count: u64) {
-        if start_count <= 1 {
-            return;
+        if !service.0.active.swap(true, Ordering::AcqRel) {
+            self.families.active_services.inc();
         }
-        self.with_series(service, |series| {
-            series.restarts.inc();
-        });
+        service.0.set_phase(ServicePhase::Starting);
     }
 
-    fn phase_changed(&self, service: &str, _from: ServicePhase, to: ServicePhase) {
-        self.with_series(service, |series| series.set_phase(to));
+    fn service_started(&self, service: &SeriesHandle, start_count: u64) {
+        if start_count > 1 {
+            service.0.restarts.inc();
+        }
     }
 
-    fn service_failed(&self, service: &str, kind: FailureKind) {
-        self.with_series(service, |series| {
-            series.record_failure(&self.families, kind)
-        });
+    fn phase_changed(&self, service: &SeriesHandle, _from: ServicePhase, to: ServicePhase) {
+        service.0.set_phase(to);
     }
 
-    fn backoff_scheduled(&self, service: &str, delay: Duration) {
-        self.with_series(service, |series| {
-            series.backoff_delay.set(delay.as_secs_f64());
-        });
+    fn service_failed(&self, service: &SeriesHandle, kind: FailureKind) {
+        service.0.record_failure(&self.families, kind);
     }
 
-    fn circuit_opened(&self, service: &str, _failures: u32, _max_retries: u32) {
-        self.with_series(service, |series| {
-            series.circuit_breaker_trips.inc();
-        });
+    fn backoff_scheduled(&self, service: &SeriesHandle, delay: Duration) {
+        service.0.backoff_delay.set(delay.as_secs_f64());
     }
 
-    fn service_terminated(&self, service: &str, reason: &TerminationReason, uptime: Duration) {
-        self.with_series(service, |series| {
-            series.record_termination(&self.families, reason.kind());
-            series.uptime.observe(uptime.as_secs_f64());
-            series.set_phase(ServicePhase::Terminated);
-            if series.active.swap(false, Ordering::AcqRel) {
-                self.families.active_services.dec();
-            }
-        });
+    fn circuit_opened(&self, service: &SeriesHandle, _failures: u32, _max_retries: u32) {
+        service.0.circuit_breaker_trips.inc();
     }
 
-    fn service_removed(&self, service: &str) {
-        let Some(series) = self.services.remove(service) else {
+    fn service_terminated(
+        &self,
+        service: &SeriesHandle,
+        reason: &TerminationReason,
+        uptime: Duration,
+    ) {
+        let series = &service.0;
+        series.record_termination(&self.families, reason.kind());
+        series.uptime.observe(uptime.as_secs_f64());
+        series.set_phase(ServicePhase::Terminated);
+        if series.active.swap(false, Ordering::AcqRel) {
+            self.families.active_services.dec();
+        }
+    }
+
+    fn service_removed(&self, service: SeriesHandle) {
+        let Some(series) = self.services.release(service.0) else {
+            // Another live entry of the name still uses the series.
             return;
         };
         // Removing a service that never terminated breaks the delivery
@@ -314,6 +310,32 @@ impl MetricsSink for PrometheusSink {
             self.families.active_services.dec();
         }
         series.remove_from(&self.families);
+    }
+}
+
+/// The series of one service, resolved once when it is spawned
+/// ([`PrometheusSink::resolve`](MetricsSink::resolve)): every later event
+/// updates them without a lookup.
+///
+/// # Examples
+///
+/// ```
+/// use prometheus_client::registry::Registry;
+/// use supervisor_metrics::MetricsSink;
+/// use supervisor_prometheus::{PrometheusSink, SeriesHandle};
+///
+/// let sink = PrometheusSink::register(&mut Registry::default());
+/// let feed: SeriesHandle = sink.resolve("feed");
+/// assert_eq!(feed.service(), "feed");
+/// ```
+#[derive(Debug)]
+pub struct SeriesHandle(ServiceEntry<ServiceSeries>);
+
+impl SeriesHandle {
+    /// The service's name (its `service` label).
+    #[must_use]
+    pub fn service(&self) -> &str {
+        self.0.name()
     }
 }
 
@@ -439,7 +461,7 @@ impl Families {
 
 /// Handles to every series of one service, created once.
 #[derive(Debug)]
-struct ServiceSeries {
+pub(crate) struct ServiceSeries {
     labels: ServiceLabels,
     /// Spawned and not yet terminated: the service counts in `active_services`.
     active: AtomicBool,
@@ -546,7 +568,7 @@ impl ServiceSeries {
         }
     }
 
-    fn remove_from(self, families: &Families) {
+    fn remove_from(&self, families: &Families) {
         families.restarts.remove(&self.labels);
         families.circuit_breaker_trips.remove(&self.labels);
         families.uptime.remove(&self.labels);
@@ -563,10 +585,12 @@ impl ServiceSeries {
                 kind: kind.as_str(),
             });
         }
-        let late_labels = self
-            .late_labels
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner);
+        let late_labels = std::mem::take(
+            &mut *self
+                .late_labels
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
         for labels in late_labels {
             match labels {
                 LateLabels::Termination(labels) => families.terminated.remove(&labels),

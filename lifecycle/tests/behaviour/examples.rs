@@ -4,7 +4,8 @@ use core::time::Duration;
 use std::sync::Arc;
 
 use lifecycle::{
-    InvalidTransition, ServiceLifecycle, ServiceLifecycleSnapshot, ServicePhase, TerminationReason,
+    FailureCounts, FailureKind, InvalidTransition, ServiceLifecycle, ServiceLifecycleSnapshot,
+    ServicePhase, TerminationReason,
 };
 
 fn secs(secs: u64) -> Duration {
@@ -51,7 +52,7 @@ fn a_new_lifecycle_is_starting_with_nothing_counted() {
     assert_eq!(lifecycle.phase(), ServicePhase::Starting);
     assert_eq!(lifecycle.start_count(), 0);
     assert_eq!(lifecycle.restart_count(), 0);
-    assert_eq!(lifecycle.total_failures(), 0);
+    assert_eq!(lifecycle.failures().total(), 0);
     assert_eq!(lifecycle.last_error(), None);
     assert_eq!(lifecycle.current_backoff(), None);
     assert_eq!(lifecycle.termination_reason(), None);
@@ -79,12 +80,18 @@ fn a_failure_restart_and_shutdown_are_counted_and_timed() {
     assert_eq!(lifecycle.last_transition_at(), secs(2));
     assert_eq!(lifecycle.cumulative_running_time(secs(5)), secs(3));
 
-    lifecycle.record_failure("connection reset").unwrap();
     lifecycle
-        .record_failure(String::from("read timeout"))
+        .record_failure(FailureKind::Error, "connection reset")
+        .unwrap();
+    lifecycle
+        .record_failure(FailureKind::Panic, String::from("read timeout"))
         .unwrap();
     assert_eq!(lifecycle.phase(), ServicePhase::Running);
-    assert_eq!(lifecycle.total_failures(), 2);
+    assert_eq!(lifecycle.failures().total(), 2);
+    assert_eq!(
+        (lifecycle.failures().error, lifecycle.failures().panic),
+        (1, 1)
+    );
     assert_eq!(lifecycle.last_error(), Some("read timeout"));
     assert_eq!(lifecycle.last_transition_at(), secs(2));
 
@@ -125,11 +132,13 @@ fn a_failure_restart_and_shutdown_are_counted_and_timed() {
             service_name: "feed".to_owned(),
             phase: ServicePhase::Terminated,
             start_count: 2,
-            restart_count: 1,
-            total_failures: 2,
+            failures: FailureCounts {
+                error: 1,
+                panic: 1,
+                timeout: 0,
+            },
             last_error: Some("read timeout".to_owned()),
-            termination_reason: Some("cancelled by shutdown".to_owned()),
-            termination_kind: Some("cancelled".to_owned()),
+            termination_reason: Some(TerminationReason::Cancelled),
             cumulative_running_time: secs(20),
             current_backoff: None,
             last_transition_at: secs(28),
@@ -150,11 +159,9 @@ fn a_snapshot_while_backing_off_shows_the_delay() {
             service_name: "feed".to_owned(),
             phase: ServicePhase::BackingOff,
             start_count: 1,
-            restart_count: 0,
-            total_failures: 0,
+            failures: FailureCounts::default(),
             last_error: None,
             termination_reason: None,
-            termination_kind: None,
             cumulative_running_time: secs(2),
             current_backoff: Some(secs(5)),
             last_transition_at: secs(3),
@@ -166,7 +173,9 @@ fn a_snapshot_while_backing_off_shows_the_delay() {
 fn running_can_end_directly_in_termination() {
     let mut lifecycle = ServiceLifecycle::new("feed", secs(0));
     lifecycle.transition_to_running(secs(1)).unwrap();
-    lifecycle.record_failure("bad config").unwrap();
+    lifecycle
+        .record_failure(FailureKind::Error, "bad config")
+        .unwrap();
     let reason = TerminationReason::Unrecoverable("bad config".to_owned());
     lifecycle
         .transition_to_terminated(secs(4), reason.clone())
@@ -174,7 +183,11 @@ fn running_can_end_directly_in_termination() {
     assert_eq!(lifecycle.termination_reason(), Some(&reason));
     assert_eq!(lifecycle.cumulative_running_time(secs(50)), secs(3));
     assert_eq!(
-        lifecycle.snapshot(secs(50)).termination_reason.as_deref(),
+        lifecycle
+            .snapshot(secs(50))
+            .termination_reason
+            .map(|reason| reason.to_string())
+            .as_deref(),
         Some("unrecoverable error: bad config")
     );
 }
@@ -235,24 +248,26 @@ fn a_rejected_move_changes_nothing() {
     assert_eq!(lifecycle.current_backoff(), None);
     assert_eq!(lifecycle.last_transition_at(), secs(5));
 
-    let error = lifecycle.record_failure("not running").unwrap_err();
+    let error = lifecycle
+        .record_failure(FailureKind::Error, "not running")
+        .unwrap_err();
     assert_eq!(error.phase(), ServicePhase::Restarting);
     assert_eq!(lifecycle, before);
-    assert_eq!(lifecycle.total_failures(), 0);
+    assert_eq!(lifecycle.failures().total(), 0);
 }
 
 #[test]
-fn failures_are_recorded_only_while_running() {
+fn failures_are_recorded_only_while_running_or_stopping() {
     for phase in ServicePhase::ALL {
         let mut lifecycle = in_phase(phase);
-        let result = lifecycle.record_failure("boom");
-        if phase == ServicePhase::Running {
+        let result = lifecycle.record_failure(FailureKind::Error, "boom");
+        if matches!(phase, ServicePhase::Running | ServicePhase::Stopping) {
             assert_eq!(result, Ok(()));
-            assert_eq!(lifecycle.total_failures(), 1);
+            assert_eq!(lifecycle.failures().error, 1);
             assert_eq!(lifecycle.last_error(), Some("boom"));
         } else {
             assert_eq!(result.unwrap_err().phase(), phase);
-            assert_eq!(lifecycle.total_failures(), 0);
+            assert_eq!(lifecycle.failures().total(), 0);
             assert_eq!(lifecycle.last_error(), None);
         }
     }
@@ -323,7 +338,10 @@ fn a_second_termination_keeps_the_first_reason() {
     );
     assert_eq!(lifecycle, before);
     assert_eq!(
-        lifecycle.snapshot(secs(3)).termination_kind.as_deref(),
+        lifecycle
+            .snapshot(secs(3))
+            .termination_reason
+            .map(|reason| reason.kind()),
         Some("shutdown_timeout")
     );
 }

@@ -3,7 +3,7 @@
 
 use core::time::Duration;
 
-use lifecycle::{ServiceLifecycle, ServicePhase};
+use lifecycle::{ServiceLifecycle, ServicePhase, TerminationReason};
 use proptest::prelude::*;
 
 use crate::support::{Model, Op, op, reason, time};
@@ -59,21 +59,25 @@ proptest! {
         let mut lifecycle = ServiceLifecycle::new("feed", Duration::ZERO);
         let mut entries_into_running = 0u64;
         let mut accepted_failures = 0u64;
+        let mut aborts = 0u64;
         let mut last_message: Option<String> = None;
         for (op, _) in &ops {
             let accepted = op.apply(&mut lifecycle).is_ok();
             match op {
                 Op::Running(_) if accepted => entries_into_running += 1,
-                Op::Failure(message) if accepted => {
+                Op::Failure(_, message) if accepted => {
                     accepted_failures += 1;
                     last_message = Some(message.clone());
+                }
+                Op::Terminated(_, TerminationReason::ShutdownTimeout { .. }) if accepted => {
+                    aborts += 1;
                 }
                 _ => {}
             }
         }
         prop_assert_eq!(lifecycle.start_count(), entries_into_running);
         prop_assert_eq!(lifecycle.restart_count(), entries_into_running.saturating_sub(1));
-        prop_assert_eq!(lifecycle.total_failures(), accepted_failures);
+        prop_assert_eq!(lifecycle.failures().total(), accepted_failures + aborts);
         prop_assert_eq!(lifecycle.last_error(), last_message.as_deref());
     }
 

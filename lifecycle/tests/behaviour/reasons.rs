@@ -4,7 +4,7 @@ use core::time::Duration;
 use std::collections::HashSet;
 use std::error::Error;
 
-use lifecycle::{ServiceLifecycle, ServicePhase, TerminationReason};
+use lifecycle::{FailureKind, ServiceLifecycle, ServicePhase, TerminationReason};
 
 use crate::support::expected_kind;
 
@@ -97,12 +97,17 @@ fn invalid_transition_names_both_phases() {
 #[test]
 fn not_running_names_the_phase() {
     let mut lifecycle = ServiceLifecycle::new("feed", Duration::ZERO);
-    lifecycle.transition_to_stopping(Duration::ZERO).unwrap();
-    let error = lifecycle.record_failure("late failure").unwrap_err();
-    assert_eq!(error.phase(), ServicePhase::Stopping);
+    lifecycle.transition_to_running(Duration::ZERO).unwrap();
+    lifecycle
+        .transition_to_backing_off(Duration::ZERO, Duration::ZERO)
+        .unwrap();
+    let error = lifecycle
+        .record_failure(FailureKind::Error, "late failure")
+        .unwrap_err();
+    assert_eq!(error.phase(), ServicePhase::BackingOff);
     assert_eq!(
         error.to_string(),
-        "cannot record a failure while the service is stopping (only while running)"
+        "cannot record a failure while the service is backing off (only while running or stopping)"
     );
     let as_error: &dyn Error = &error;
     assert!(as_error.source().is_none());

@@ -2,7 +2,9 @@
 
 use core::time::Duration;
 
-use lifecycle::{ServiceLifecycle, ServiceLifecycleSnapshot, ServicePhase, TerminationReason};
+use lifecycle::{
+    FailureKind, ServiceLifecycle, ServiceLifecycleSnapshot, ServicePhase, TerminationReason,
+};
 use serde_json::json;
 
 #[test]
@@ -55,7 +57,9 @@ fn a_snapshot_serializes_field_by_field() {
     lifecycle
         .transition_to_running(Duration::from_secs(1))
         .unwrap();
-    lifecycle.record_failure("reset").unwrap();
+    lifecycle
+        .record_failure(FailureKind::Error, "reset")
+        .unwrap();
     lifecycle
         .transition_to_terminated(
             Duration::from_secs(3),
@@ -70,11 +74,9 @@ fn a_snapshot_serializes_field_by_field() {
             "service_name": "feed",
             "phase": "terminated",
             "start_count": 1,
-            "restart_count": 0,
-            "total_failures": 1,
+            "failures": { "error": 1, "panic": 0, "timeout": 0 },
             "last_error": "reset",
-            "termination_reason": "panicked: boom",
-            "termination_kind": "panicked",
+            "termination_reason": { "panicked": "boom" },
             "cumulative_running_time": { "secs": 2, "nanos": 0 },
             "current_backoff": null,
             "last_transition_at": { "secs": 3, "nanos": 0 },

@@ -3,7 +3,10 @@
 
 use core::time::Duration;
 
-use lifecycle::{ServiceLifecycle, ServiceLifecycleSnapshot, ServicePhase, TerminationReason};
+use lifecycle::{
+    FailureCounts, FailureKind, ServiceLifecycle, ServiceLifecycleSnapshot, ServicePhase,
+    TerminationReason,
+};
 use proptest::prelude::*;
 
 /// The model's own phases, mapped onto the crate's by [`real`].
@@ -69,7 +72,7 @@ pub(crate) enum Op {
     Restarting(Duration),
     Stopping(Duration),
     Terminated(Duration, TerminationReason),
-    Failure(String),
+    Failure(FailureKind, String),
 }
 
 impl Op {
@@ -85,9 +88,9 @@ impl Op {
             Op::Restarting(now) => lifecycle.transition_to_restarting(*now),
             Op::Stopping(now) => lifecycle.transition_to_stopping(*now),
             Op::Terminated(now, reason) => lifecycle.transition_to_terminated(*now, reason.clone()),
-            Op::Failure(message) => {
+            Op::Failure(kind, message) => {
                 return lifecycle
-                    .record_failure(message.as_str())
+                    .record_failure(*kind, message.as_str())
                     .map_err(|error| (error.phase(), error.phase()));
             }
         };
@@ -101,7 +104,8 @@ pub(crate) struct Model {
     name: String,
     phase: Phase,
     starts: u64,
-    failures: u64,
+    /// Failures by kind, in the order error, panic, timeout.
+    failures: [u64; 3],
     last_error: Option<String>,
     backoff: Option<Duration>,
     reason: Option<TerminationReason>,
@@ -116,7 +120,7 @@ impl Model {
             name: name.to_owned(),
             phase: Phase::Starting,
             starts: 0,
-            failures: 0,
+            failures: [0; 3],
             last_error: None,
             backoff: None,
             reason: None,
@@ -130,7 +134,7 @@ impl Model {
     /// `(from, to)` (for a failure record: `(phase, phase)`).
     pub(crate) fn apply(&mut self, op: &Op) -> Result<(), (ServicePhase, ServicePhase)> {
         let (to, now) = match op {
-            Op::Failure(message) => return self.record_failure(message),
+            Op::Failure(kind, message) => return self.record_failure(*kind, message),
             Op::Running(now) => (Phase::Running, *now),
             Op::BackingOff(now, _) => (Phase::BackingOff, *now),
             Op::Restarting(now) => (Phase::Restarting, *now),
@@ -156,17 +160,33 @@ impl Model {
                 self.running_since = Some(now);
             }
             Op::BackingOff(_, delay) => self.backoff = Some(*delay),
-            Op::Terminated(_, reason) => self.reason = Some(reason.clone()),
-            Op::Restarting(_) | Op::Stopping(_) | Op::Failure(_) => {}
+            Op::Terminated(_, reason) => {
+                // An abort at the shutdown timeout is a timeout failure.
+                if let TerminationReason::ShutdownTimeout { .. } = reason {
+                    self.failures[2] += 1;
+                }
+                self.reason = Some(reason.clone());
+            }
+            Op::Restarting(_) | Op::Stopping(_) | Op::Failure(..) => {}
         }
         Ok(())
     }
 
-    fn record_failure(&mut self, message: &str) -> Result<(), (ServicePhase, ServicePhase)> {
-        if self.phase != Phase::Running {
+    fn record_failure(
+        &mut self,
+        kind: FailureKind,
+        message: &str,
+    ) -> Result<(), (ServicePhase, ServicePhase)> {
+        if self.phase != Phase::Running && self.phase != Phase::Stopping {
             return Err((real(self.phase), real(self.phase)));
         }
-        self.failures += 1;
+        let index = match kind {
+            FailureKind::Error => 0,
+            FailureKind::Panic => 1,
+            FailureKind::Timeout => 2,
+            _ => unreachable!("a kind added to the crate must be added to the tests"),
+        };
+        self.failures[index] += 1;
         self.last_error = Some(message.to_owned());
         Ok(())
     }
@@ -188,17 +208,20 @@ impl Model {
             service_name: self.name.clone(),
             phase: real(self.phase),
             start_count: self.starts,
-            restart_count: if self.starts == 0 { 0 } else { self.starts - 1 },
-            total_failures: self.failures,
+            failures: self.failure_counts(),
             last_error: self.last_error.clone(),
-            termination_reason: self.reason.as_ref().map(|reason| format!("{reason}")),
-            termination_kind: self
-                .reason
-                .as_ref()
-                .map(|reason| expected_kind(reason).to_owned()),
+            termination_reason: self.reason.clone(),
             cumulative_running_time: self.running_time(now),
             current_backoff: self.backoff,
             last_transition_at: self.last_at,
+        }
+    }
+
+    fn failure_counts(&self) -> FailureCounts {
+        FailureCounts {
+            error: self.failures[0],
+            panic: self.failures[1],
+            timeout: self.failures[2],
         }
     }
 
@@ -212,7 +235,11 @@ impl Model {
             lifecycle.restart_count(),
             if self.starts == 0 { 0 } else { self.starts - 1 }
         );
-        assert_eq!(lifecycle.total_failures(), self.failures);
+        assert_eq!(lifecycle.failures(), self.failure_counts());
+        assert_eq!(
+            lifecycle.failures().total(),
+            self.failures.iter().sum::<u64>()
+        );
         assert_eq!(lifecycle.last_error(), self.last_error.as_deref());
         assert_eq!(lifecycle.current_backoff(), self.backoff);
         assert_eq!(lifecycle.termination_reason(), self.reason.as_ref());
@@ -225,7 +252,15 @@ impl Model {
             lifecycle.cumulative_running_time(now),
             self.running_time(now)
         );
-        assert_eq!(lifecycle.snapshot(now), self.snapshot(now));
+        let snapshot = lifecycle.snapshot(now);
+        assert_eq!(snapshot, self.snapshot(now));
+        assert_eq!(
+            snapshot.restart_count(),
+            if self.starts == 0 { 0 } else { self.starts - 1 }
+        );
+        if let Some(reason) = &snapshot.termination_reason {
+            assert_eq!(reason.kind(), expected_kind(reason));
+        }
     }
 }
 
@@ -270,6 +305,15 @@ pub(crate) fn reason() -> impl Strategy<Value = TerminationReason> {
     ]
 }
 
+/// Any failure kind.
+pub(crate) fn kind() -> impl Strategy<Value = FailureKind> {
+    prop_oneof![
+        Just(FailureKind::Error),
+        Just(FailureKind::Panic),
+        Just(FailureKind::Timeout),
+    ]
+}
+
 /// Any operation; transitions along the restart loop are weighted up so long
 /// runs of legal moves happen often.
 pub(crate) fn op() -> impl Strategy<Value = Op> {
@@ -279,6 +323,6 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         3 => time().prop_map(Op::Restarting),
         1 => time().prop_map(Op::Stopping),
         1 => (time(), reason()).prop_map(|(now, reason)| Op::Terminated(now, reason)),
-        3 => any::<String>().prop_map(Op::Failure),
+        3 => (kind(), any::<String>()).prop_map(|(kind, message)| Op::Failure(kind, message)),
     ]
 }

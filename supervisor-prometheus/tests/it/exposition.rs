@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
-use supervisor_metrics::{FailureKind, MetricsSink, ServicePhase, TerminationReason};
+use supervisor_metrics::{FailureKind, ServicePhase, TerminationReason};
 use supervisor_prometheus::{
     PrometheusSink, UPTIME_BUCKETS_SECONDS, render, render_prometheus_text,
 };
 
-use crate::support::{WEIRD_SERVICE, WEIRD_SERVICE_ESCAPED, chaotic_run, samples, value};
+use crate::support::{ByName, WEIRD_SERVICE, WEIRD_SERVICE_ESCAPED, chaotic_run, samples, value};
 
 /// Every family, with its type, as named in OpenMetrics `# TYPE` lines.
 const FAMILIES: [(&str, &str); 9] = [
@@ -27,6 +27,7 @@ const FAMILIES: [(&str, &str); 9] = [
 fn chaotic_exposition() -> anyhow::Result<String> {
     let mut registry = Registry::default();
     let sink = PrometheusSink::register(&mut registry);
+    let sink = ByName::new(&sink);
     chaotic_run(&sink);
     Ok(render(&registry)?)
 }
@@ -169,6 +170,7 @@ fn the_phase_gauge_is_one_hot() -> anyhow::Result<()> {
 fn a_removed_service_leaves_no_series() -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let sink = PrometheusSink::register(&mut registry);
+    let sink = ByName::new(&sink);
     chaotic_run(&sink);
     let text = render(&registry)?;
     assert!(!text.contains("ephemeral"), "{text}");
@@ -239,6 +241,7 @@ fn every_family_has_help_and_type() -> anyhow::Result<()> {
 fn the_prometheus_text_format_has_the_same_samples() -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let sink = PrometheusSink::register(&mut registry);
+    let sink = ByName::new(&sink);
     chaotic_run(&sink);
     let openmetrics = render(&registry)?;
     let classic = render_prometheus_text(&registry)?;
@@ -272,7 +275,9 @@ fn the_prometheus_text_format_has_the_same_samples() -> anyhow::Result<()> {
 fn a_prefix_renames_every_family_and_sinks_stay_independent() -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let ingest = PrometheusSink::register_with_prefix(&mut registry, "ingest")?;
+    let ingest = ByName::new(&ingest);
     let export = PrometheusSink::register_with_prefix(&mut registry, "export")?;
+    let export = ByName::new(&export);
     ingest.service_spawned("feed");
     ingest.service_started("feed", 2);
     export.service_spawned("feed");
@@ -310,6 +315,7 @@ fn a_prefix_renames_every_family_and_sinks_stay_independent() -> anyhow::Result<
 fn a_sink_that_missed_the_spawn_creates_series_on_the_first_event() -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let sink = PrometheusSink::register(&mut registry);
+    let sink = ByName::new(&sink);
     sink.phase_changed("late", ServicePhase::BackingOff, ServicePhase::Restarting);
     sink.service_started("late", 4);
 
@@ -339,6 +345,7 @@ fn a_sink_that_missed_the_spawn_creates_series_on_the_first_event() -> anyhow::R
 fn repeated_or_reordered_events_keep_active_services_consistent() -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let sink = PrometheusSink::register(&mut registry);
+    let sink = ByName::new(&sink);
     sink.service_spawned("twice");
     sink.service_spawned("twice");
     let text = render(&registry)?;
@@ -364,6 +371,7 @@ fn repeated_or_reordered_events_keep_active_services_consistent() -> anyhow::Res
 fn a_service_respawned_after_removal_starts_from_zero() -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let sink = PrometheusSink::register(&mut registry);
+    let sink = ByName::new(&sink);
     sink.service_spawned("feed");
     sink.service_started("feed", 2);
     sink.service_failed("feed", FailureKind::Error);
@@ -417,6 +425,7 @@ fn concurrent_events_and_scrapes_add_up() -> anyhow::Result<()> {
         for service in &services {
             let sink = &sink;
             scope.spawn(move || {
+                let sink = ByName::new(sink);
                 sink.service_spawned(service);
                 for start in 1..=RESTARTS + 1 {
                     sink.service_started(service, start);

@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 use supervisor_prometheus::test_support::{Tool, promtool_check_metrics};
 use supervisor_prometheus::{PrometheusSink, render_prometheus_text};
 
-use crate::support::chaotic_run;
+use crate::support::{ByName, chaotic_run};
 
 #[test]
 fn promtool_accepts_the_exposition_of_a_chaotic_run() -> anyhow::Result<()> {
@@ -18,6 +18,7 @@ fn promtool_accepts_the_exposition_of_a_chaotic_run() -> anyhow::Result<()> {
     };
     let mut registry = Registry::default();
     let sink = PrometheusSink::register(&mut registry);
+    let sink = ByName::new(&sink);
     chaotic_run(&sink);
     let exposition = render_prometheus_text(&registry)?;
 

@@ -11,7 +11,7 @@ use supervisor_prometheus::test_support::{PrometheusServer, ScrapeConfig, Tool};
 use supervisor_prometheus::{MetricsServer, PrometheusSink};
 use tokio::sync::oneshot;
 
-use crate::support::{WEIRD_SERVICE, WEIRD_SERVICE_ESCAPED};
+use crate::support::{ByName, WEIRD_SERVICE, WEIRD_SERVICE_ESCAPED};
 
 /// The longest the test waits for a value to show up in Prometheus.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -19,6 +19,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// A service that keeps failing and restarting, every 100 ms, for at most a
 /// minute.
 async fn flaky_service(sink: Arc<PrometheusSink>) {
+    let sink = ByName::new(&*sink);
     sink.service_spawned("flaky");
     sink.service_started("flaky", 1);
     sink.phase_changed("flaky", ServicePhase::Starting, ServicePhase::Running);
@@ -40,7 +41,8 @@ async fn prometheus_scrapes_and_queries_the_live_registry() -> anyhow::Result<()
     };
     let mut registry = Registry::default();
     let sink = Arc::new(PrometheusSink::register(&mut registry));
-    sink.service_spawned(WEIRD_SERVICE);
+    let weird = sink.resolve(WEIRD_SERVICE);
+    sink.service_spawned(&weird);
     let server =
         MetricsServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::new(registry)).await?;
     let target = server.local_addr();

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
-use supervisor_metrics::MetricsSink;
 use supervisor_prometheus::test_support::http_get;
 use supervisor_prometheus::{
     MAX_REQUEST_HEAD_BYTES, MetricsServer, OPENMETRICS_CONTENT_TYPE, PrometheusSink,
@@ -16,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::support::chaotic_run;
+use crate::support::{ByName, chaotic_run};
 
 /// A server on a free loopback port, stopped when the sender is dropped or
 /// used.
@@ -30,6 +29,7 @@ struct Running {
 async fn start_server() -> anyhow::Result<Running> {
     let mut registry = Registry::default();
     let sink = PrometheusSink::register(&mut registry);
+    let sink = ByName::new(&sink);
     chaotic_run(&sink);
     let registry = Arc::new(registry);
     let server =
@@ -172,6 +172,7 @@ async fn a_silent_client_times_out() -> anyhow::Result<()> {
 async fn concurrent_scrapes_all_succeed_and_see_updates() -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let sink = Arc::new(PrometheusSink::register(&mut registry));
+    let sink = ByName::new(&*sink);
     let server =
         MetricsServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::new(registry)).await?;
     let addr = server.local_addr();

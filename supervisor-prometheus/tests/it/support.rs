@@ -1,9 +1,93 @@
 //! Shared helpers: a chaotic but plausible sequence of supervisor events, and
 //! reading values back from a rendered exposition.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use supervisor_metrics::{FailureKind, MetricsSink, ServicePhase, TerminationReason};
+
+/// Drives a sink by service name, as a supervisor would: each name is
+/// resolved once, at its first event (normally its spawn), and its handle is
+/// given back by `service_removed`. Dereferences to the sink.
+pub(crate) struct ByName<'a, S: MetricsSink> {
+    sink: &'a S,
+    handles: RefCell<HashMap<String, S::Handle>>,
+}
+
+impl<S: MetricsSink> std::ops::Deref for ByName<'_, S> {
+    type Target = S;
+
+    fn deref(&self) -> &S {
+        self.sink
+    }
+}
+
+impl<'a, S: MetricsSink> ByName<'a, S> {
+    pub(crate) fn new(sink: &'a S) -> Self {
+        Self {
+            sink,
+            handles: RefCell::default(),
+        }
+    }
+
+    fn with(&self, service: &str, event: impl FnOnce(&S, &S::Handle)) {
+        let mut handles = self.handles.borrow_mut();
+        let handle = handles
+            .entry(service.to_owned())
+            .or_insert_with(|| self.sink.resolve(service));
+        event(self.sink, handle);
+    }
+
+    pub(crate) fn service_spawned(&self, service: &str) {
+        self.with(service, |sink, handle| sink.service_spawned(handle));
+    }
+
+    pub(crate) fn service_started(&self, service: &str, start_count: u64) {
+        self.with(service, |sink, handle| {
+            sink.service_started(handle, start_count);
+        });
+    }
+
+    pub(crate) fn phase_changed(&self, service: &str, from: ServicePhase, to: ServicePhase) {
+        self.with(service, |sink, handle| sink.phase_changed(handle, from, to));
+    }
+
+    pub(crate) fn service_failed(&self, service: &str, kind: FailureKind) {
+        self.with(service, |sink, handle| sink.service_failed(handle, kind));
+    }
+
+    pub(crate) fn backoff_scheduled(&self, service: &str, delay: Duration) {
+        self.with(service, |sink, handle| {
+            sink.backoff_scheduled(handle, delay)
+        });
+    }
+
+    pub(crate) fn circuit_opened(&self, service: &str, failures: u32, max_retries: u32) {
+        self.with(service, |sink, handle| {
+            sink.circuit_opened(handle, failures, max_retries);
+        });
+    }
+
+    pub(crate) fn service_terminated(
+        &self,
+        service: &str,
+        reason: &TerminationReason,
+        uptime: Duration,
+    ) {
+        self.with(service, |sink, handle| {
+            sink.service_terminated(handle, reason, uptime);
+        });
+    }
+
+    /// Gives the name's handle back (a no-op for a name never seen).
+    pub(crate) fn service_removed(&self, service: &str) {
+        let handle = self.handles.borrow_mut().remove(service);
+        if let Some(handle) = handle {
+            self.sink.service_removed(handle);
+        }
+    }
+}
 
 /// A service name that needs every escape of the exposition format.
 pub(crate) const WEIRD_SERVICE: &str = "we\"ird\\name\nx";
@@ -19,7 +103,7 @@ pub(crate) const WEIRD_SERVICE_ESCAPED: &str = r#"we\"ird\\name\nx"#;
 /// - `stuck` ignores the shutdown and is aborted after the drain timeout;
 /// - `ephemeral` completes and is removed;
 /// - `steady` and [`WEIRD_SERVICE`] keep running.
-pub(crate) fn chaotic_run(sink: &dyn MetricsSink) {
+pub(crate) fn chaotic_run<S: MetricsSink>(sink: &ByName<'_, S>) {
     use ServicePhase::{BackingOff, Restarting, Running, Starting, Stopping, Terminated};
 
     for service in ["flaky", "stuck", "ephemeral", "steady", WEIRD_SERVICE] {

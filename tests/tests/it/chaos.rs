@@ -23,8 +23,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use supervisor_core::{
-    BackoffConfig, DEFAULT_CLEAN_RESTART_DELAY, DrainReport, FailureKind, Jitter, RestartPolicy,
-    ServiceLifecycleSnapshot, ServicePhase, SpawnOptions, Supervisor, TerminationReason,
+    BackoffConfig, DEFAULT_CLEAN_RESTART_DELAY, DrainReport, FailureCounts, FailureKind, Jitter,
+    RestartPolicy, ServiceLifecycleSnapshot, ServicePhase, SpawnOptions, Supervisor,
+    TerminationReason,
 };
 use tokio::time::Instant;
 
@@ -305,7 +306,7 @@ fn check_counters(run: &Run) {
     let count = |kind: &str| {
         snapshots
             .iter()
-            .filter(|s| s.termination_kind.as_deref() == Some(kind))
+            .filter(|s| s.termination_reason.as_ref().map(TerminationReason::kind) == Some(kind))
             .count() as u64
     };
 
@@ -322,12 +323,16 @@ fn check_counters(run: &Run) {
         .map(|s| s.start_count.saturating_sub(1))
         .sum();
     assert_eq!(m.restarts_total, restarts, "restarts = Σ(start_count − 1)");
-    let restart_counts: u64 = snapshots.iter().map(|s| s.restart_count).sum();
+    let restart_counts: u64 = snapshots.iter().map(|s| s.restart_count()).sum();
     assert_eq!(restart_counts, restarts);
     assert_eq!(m.circuit_breaker_trips, count("circuit_breaker_open"));
-    assert_eq!(m.failures_timeout, count("shutdown_timeout"));
-    let failures: u64 = snapshots.iter().map(|s| s.total_failures).sum();
-    assert_eq!(m.failures_error + m.failures_panic, failures);
+    assert_eq!(m.failures.timeout, count("shutdown_timeout"));
+    let failures: u64 = snapshots.iter().map(|s| s.failures.total()).sum();
+    assert_eq!(
+        m.failures.total(),
+        failures,
+        "one source of truth per number"
+    );
 
     let mut open = BTreeSet::new();
     for event in run.recorder.events() {
@@ -365,7 +370,9 @@ fn check_drained(chaos: &Chaos, run: &Run, drain: &Drain) {
     assert!(drain.report.unwound, "{:?}", drain.report);
     let timed_out: Vec<String> = snapshots
         .iter()
-        .filter(|s| s.termination_kind.as_deref() == Some("shutdown_timeout"))
+        .filter(|s| {
+            s.termination_reason.as_ref().map(TerminationReason::kind) == Some("shutdown_timeout")
+        })
         .map(|s| s.service_name.clone())
         .collect();
     assert_eq!(drain.report.aborted, timed_out, "aborted = timed out");
@@ -607,6 +614,7 @@ impl<'a> Model<'a> {
                 self.circuit_opened = Some((failures, max_retries));
             }
             Event::Terminated(_, reason) => self.terminated(at, reason),
+            Event::Removed(_) => panic!("{name} removed: nothing replaces a service here"),
         }
     }
 
@@ -681,13 +689,13 @@ impl<'a> Model<'a> {
                 }
             }
             (ServicePhase::Running, ServicePhase::Stopping) => {
-                assert!(at >= shutdown_at, "{name} stopped before shutdown");
-                assert!(
-                    at <= shutdown_at + self.shutdown_timeout,
-                    "{name} stopped after the shutdown timeout"
+                // Asked to stop the moment shutdown begins; the run goes on
+                // until it returns (checked with the termination).
+                assert_eq!(
+                    at, shutdown_at,
+                    "{name}: a running service is asked to stop at once"
                 );
-                let run = self.run.take().expect("a run that ended");
-                run.assert_ended(&name, at, shutdown_at);
+                assert!(self.run.is_some(), "{name}: a run to stop");
             }
             (
                 ServicePhase::Starting | ServicePhase::BackingOff | ServicePhase::Restarting,
@@ -826,12 +834,19 @@ impl<'a> Model<'a> {
             TerminationReason::Cancelled => {
                 assert_eq!(from, ServicePhase::Stopping, "{name}");
                 assert!(at >= shutdown_at, "{name}");
-                assert!(run.is_none(), "{name}: {run:?}");
+                assert!(
+                    at <= shutdown_at + self.shutdown_timeout,
+                    "{name} stopped after the shutdown timeout"
+                );
+                // A run asked to stop ends when it returns.
+                if let Some(run) = run {
+                    run.assert_ended(&name, at, shutdown_at);
+                }
             }
             TerminationReason::ShutdownTimeout { timeout } => {
                 assert_eq!(*timeout, self.shutdown_timeout, "{name}");
                 assert_eq!(at, shutdown_at + *timeout, "{name}");
-                assert_eq!(from, ServicePhase::Running, "{name}");
+                assert_eq!(from, ServicePhase::Stopping, "{name}");
                 let run = run.expect("only a running service is aborted");
                 if let Some(end) = run.end_after_shutdown(shutdown_at) {
                     assert!(end >= at, "{name}: {run:?} would have ended in time");
@@ -874,7 +889,7 @@ struct View {
     name: String,
     phase: ServicePhase,
     start_count: u64,
-    total_failures: u64,
+    failures: FailureCounts,
     last_error: Option<String>,
     termination: Option<TerminationReason>,
     current_backoff: Option<Duration>,
@@ -892,14 +907,9 @@ impl View {
             service_name: self.name.clone(),
             phase: self.phase,
             start_count: self.start_count,
-            restart_count: self.start_count.saturating_sub(1),
-            total_failures: self.total_failures,
+            failures: self.failures,
             last_error: self.last_error.clone(),
-            termination_reason: self.termination.as_ref().map(ToString::to_string),
-            termination_kind: self
-                .termination
-                .as_ref()
-                .map(|reason| reason.kind().to_owned()),
+            termination_reason: self.termination.clone(),
             cumulative_running_time: self.closed_running_time + open,
             current_backoff: self.current_backoff,
             last_transition_at: self.last_transition - epoch,
@@ -923,7 +933,7 @@ fn sink_view(run: &Run) -> Vec<ServiceLifecycleSnapshot> {
                 name: name.clone(),
                 phase: ServicePhase::Starting,
                 start_count: 0,
-                total_failures: 0,
+                failures: FailureCounts::default(),
                 last_error: None,
                 termination: None,
                 current_backoff: None,
@@ -958,9 +968,9 @@ fn sink_view(run: &Run) -> Vec<ServiceLifecycleSnapshot> {
                 view.current_backoff = None;
                 view.last_transition = at;
             }
-            Event::Failed(_, FailureKind::Timeout) => {}
+            Event::Failed(_, FailureKind::Timeout) => view.failures.record(FailureKind::Timeout),
             Event::Failed(_, kind) => {
-                view.total_failures += 1;
+                view.failures.record(kind);
                 let verb = if kind == FailureKind::Panic {
                     "panicked"
                 } else {
@@ -971,6 +981,7 @@ fn sink_view(run: &Run) -> Vec<ServiceLifecycleSnapshot> {
             Event::Backoff(_, delay) => view.current_backoff = Some(delay),
             Event::CircuitOpened(..) => {}
             Event::Terminated(_, reason) => view.termination = Some(reason),
+            Event::Removed(name) => panic!("{name} removed: nothing replaces a service here"),
         }
     }
     let now = Instant::now();
@@ -1002,15 +1013,15 @@ fn check_sink_view(run: &Run) {
         count(|e| matches!(e, Event::CircuitOpened(..)))
     );
     assert_eq!(
-        m.failures_error,
+        m.failures.error,
         count(|e| matches!(e, Event::Failed(_, FailureKind::Error)))
     );
     assert_eq!(
-        m.failures_panic,
+        m.failures.panic,
         count(|e| matches!(e, Event::Failed(_, FailureKind::Panic)))
     );
     assert_eq!(
-        m.failures_timeout,
+        m.failures.timeout,
         count(|e| matches!(e, Event::Failed(_, FailureKind::Timeout)))
     );
 }

@@ -28,9 +28,9 @@ async fn a_panic_is_a_failure_and_the_policy_restarts_the_service() {
     assert_eq!(svc.starts().len(), 2, "restarted after the panic");
     let snap = sup.service_lifecycle("risky").unwrap();
     assert_eq!(snap.phase, ServicePhase::Running);
-    assert_eq!(snap.total_failures, 1);
+    assert_eq!(snap.failures.total(), 1);
     assert_eq!(snap.last_error.as_deref(), Some("run 1 panicked"));
-    assert_eq!(sup.metrics().snapshot().failures_panic, 1);
+    assert_eq!(sup.metrics().snapshot().failures.panic, 1);
     assert!(rec.events().contains(&Event::Failed(
         "risky".into(),
         supervisor_core::FailureKind::Panic
@@ -46,10 +46,15 @@ async fn a_panic_under_never_terminates_panicked_and_frees_the_active_slot() {
 
     let snap = handle.snapshot();
     assert_eq!(snap.phase, ServicePhase::Terminated);
-    assert_eq!(snap.termination_kind.as_deref(), Some("panicked"));
     assert_eq!(
-        snap.termination_reason.as_deref(),
-        Some("panicked: run 1 panicked")
+        snap.termination_reason
+            .as_ref()
+            .map(TerminationReason::kind),
+        Some("panicked")
+    );
+    assert_eq!(
+        snap.termination_reason,
+        Some(TerminationReason::Panicked("run 1 panicked".into()))
     );
     assert_eq!(sup.metrics().snapshot().active_services, 0);
     assert!(
@@ -109,32 +114,37 @@ async fn hung_services_are_aborted_at_the_shutdown_timeout() {
 
     let snap = sup.service_lifecycle("hung").unwrap();
     assert_eq!(snap.phase, ServicePhase::Terminated);
-    assert_eq!(snap.termination_kind.as_deref(), Some("shutdown_timeout"));
     assert_eq!(
-        sup.service_lifecycle("polite")
-            .unwrap()
-            .termination_kind
-            .as_deref(),
-        Some("cancelled")
+        snap.termination_reason
+            .as_ref()
+            .map(TerminationReason::kind),
+        Some("shutdown_timeout")
+    );
+    let polite = sup.service_lifecycle("polite").unwrap();
+    assert_eq!(
+        polite.termination_reason,
+        Some(TerminationReason::Cancelled)
     );
     let m = sup.metrics().snapshot();
     assert_eq!(m.active_services, 0);
     assert_eq!(m.terminated_total, 2);
-    assert_eq!(m.failures_timeout, 1);
-    assert_eq!(sup.service_metrics("hung").unwrap().failures_timeout, 1);
-    assert_eq!(sup.service_metrics("polite").unwrap().failures_total(), 0);
+    assert_eq!(m.failures.timeout, 1);
+    assert_eq!(snap.failures.timeout, 1);
+    assert_eq!(polite.failures.total(), 0);
     assert!(rec.events().contains(&Event::Terminated(
         "hung".into(),
         TerminationReason::ShutdownTimeout {
             timeout: Duration::from_secs(2)
         }
     )));
-    // The aborted service's events end with its termination.
+    // Asked to stop at once, aborted at the timeout: its events end with
+    // its termination.
     assert_eq!(
         rec.phases("hung"),
         [
             ServicePhase::Starting,
             ServicePhase::Running,
+            ServicePhase::Stopping,
             ServicePhase::Terminated
         ]
     );
@@ -357,10 +367,13 @@ async fn last_error_survives_a_healthy_restart() {
 struct PanickingSink;
 
 impl supervisor_core::MetricsSink for PanickingSink {
-    fn phase_changed(&self, service: &str, _from: ServicePhase, to: ServicePhase) {
-        panic!("sink bug while {service} entered {to}");
+    type Handle = ();
+
+    fn resolve(&self, _service: &str) {}
+    fn phase_changed(&self, _service: &(), _from: ServicePhase, to: ServicePhase) {
+        panic!("sink bug while entering {to}");
     }
-    fn service_terminated(&self, _service: &str, _reason: &TerminationReason, _uptime: Duration) {
+    fn service_terminated(&self, _service: &(), _reason: &TerminationReason, _uptime: Duration) {
         panic!("sink bug on termination");
     }
 }
@@ -379,7 +392,12 @@ async fn a_panicking_sink_never_takes_a_service_down() {
 
     let snap = sup.service_lifecycle("robust").unwrap();
     assert_eq!(snap.phase, ServicePhase::Terminated);
-    assert_eq!(snap.termination_kind.as_deref(), Some("cancelled"));
+    assert_eq!(
+        snap.termination_reason
+            .as_ref()
+            .map(TerminationReason::kind),
+        Some("cancelled")
+    );
     let m = sup.metrics().snapshot();
     assert_eq!(
         (m.active_services, m.terminated_total, m.restarts_total),

@@ -42,10 +42,10 @@ async fn error_backs_off_exponentially_then_restarts_on_failure_policy() {
     let snap = sup.service_lifecycle("flaky").unwrap();
     assert_eq!(snap.phase, ServicePhase::Running);
     assert_eq!(snap.start_count, 4);
-    assert_eq!(snap.total_failures, 3);
+    assert_eq!(snap.failures.total(), 3);
     assert_eq!(snap.last_error.as_deref(), Some("run 3 failed"));
     assert_eq!(sup.metrics().snapshot().restarts_total, 3);
-    assert_eq!(sup.metrics().snapshot().failures_error, 3);
+    assert_eq!(sup.metrics().snapshot().failures.error, 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -79,8 +79,16 @@ async fn error_terminates_unrecoverable_under_never_policy() {
     assert_eq!(svc.starts().len(), 1, "never restarted");
     let snap = handle.snapshot();
     assert_eq!(snap.phase, ServicePhase::Terminated);
-    assert_eq!(snap.termination_kind.as_deref(), Some("unrecoverable"));
-    assert!(snap.termination_reason.unwrap().contains("run 1 failed"));
+    assert_eq!(
+        snap.termination_reason
+            .as_ref()
+            .map(TerminationReason::kind),
+        Some("unrecoverable")
+    );
+    assert_eq!(
+        snap.termination_reason,
+        Some(TerminationReason::Unrecoverable("run 1 failed".into()))
+    );
     let m = sup.metrics().snapshot();
     assert_eq!(
         (m.active_services, m.terminated_total, m.restarts_total),
@@ -127,7 +135,7 @@ async fn clean_exit_restarts_after_fixed_delay_and_resets_backoff_under_always()
         .collect();
     assert_eq!(backoffs, [100 * MS, 200 * MS, 50 * MS, 100 * MS]);
     // A clean exit is not a failure.
-    assert_eq!(sup.service_lifecycle("loop").unwrap().total_failures, 3);
+    assert_eq!(sup.service_lifecycle("loop").unwrap().failures.total(), 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -141,7 +149,9 @@ async fn clean_exit_completes_under_on_failure_and_never() {
         let snap = handle.snapshot();
         assert_eq!(snap.phase, ServicePhase::Terminated);
         assert_eq!(
-            snap.termination_kind.as_deref(),
+            snap.termination_reason
+                .as_ref()
+                .map(TerminationReason::kind),
             Some("completed"),
             "{policy}"
         );
@@ -185,7 +195,12 @@ async fn cancellation_while_running_goes_through_stopping() {
         ]
     );
     let snap = sup.service_lifecycle("feed").unwrap();
-    assert_eq!(snap.termination_kind.as_deref(), Some("cancelled"));
+    assert_eq!(
+        snap.termination_reason
+            .as_ref()
+            .map(TerminationReason::kind),
+        Some("cancelled")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -210,7 +225,12 @@ async fn cancellation_during_backoff_stops_without_waiting_the_delay() {
     assert!(started.elapsed() < MS, "did not wait out the 60 s backoff");
     assert_eq!(svc.starts().len(), 1);
     let snap = sup.service_lifecycle("slow").unwrap();
-    assert_eq!(snap.termination_kind.as_deref(), Some("cancelled"));
+    assert_eq!(
+        snap.termination_reason
+            .as_ref()
+            .map(TerminationReason::kind),
+        Some("cancelled")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -247,10 +267,17 @@ async fn circuit_breaker_opens_and_the_service_never_starts_again() {
     let snap = sup.service_lifecycle("doomed").unwrap();
     assert_eq!(snap.phase, ServicePhase::Terminated);
     assert_eq!(
-        snap.termination_kind.as_deref(),
+        snap.termination_reason
+            .as_ref()
+            .map(TerminationReason::kind),
         Some("circuit_breaker_open")
     );
-    assert!(snap.termination_reason.unwrap().contains("circuit breaker"));
+    assert!(
+        snap.termination_reason
+            .unwrap()
+            .to_string()
+            .contains("circuit breaker")
+    );
     assert_eq!(sup.metrics().snapshot().circuit_breaker_trips, 1);
     assert!(
         rec.events()
@@ -347,7 +374,7 @@ async fn metrics_count_each_event_exactly_once() {
     // flaky: 3 runs (2 restarts); always: 2 runs (1 restart).
     assert_eq!(m.restarts_total, 3);
     assert_eq!(
-        (m.failures_error, m.failures_panic, m.failures_timeout),
+        (m.failures.error, m.failures.panic, m.failures.timeout),
         (1, 1, 0)
     );
     let terminated = rec
@@ -356,23 +383,20 @@ async fn metrics_count_each_event_exactly_once() {
         .filter(|e| matches!(e, Event::Terminated(..)))
         .count();
     assert_eq!(terminated, 2);
-    let flaky_counters = sup.service_metrics("flaky").unwrap();
+    let flaky = sup.service_lifecycle("flaky").unwrap();
     assert_eq!(
         (
-            flaky_counters.restarts_total,
-            flaky_counters.failures_error,
-            flaky_counters.failures_panic
+            flaky.restart_count(),
+            flaky.failures.error,
+            flaky.failures.panic
         ),
         (2, 1, 1)
     );
-    assert_eq!(sup.service_metrics("always").unwrap().restarts_total, 1);
+    assert_eq!(sup.service_lifecycle("always").unwrap().restart_count(), 1);
     let snapshots = sup.lifecycle_snapshots();
-    for snap in &snapshots {
-        let counters = sup.service_metrics(&snap.service_name).unwrap();
-        assert_eq!(counters.restarts_total, snap.restart_count);
-        assert_eq!(counters.failures_total(), snap.total_failures);
-    }
-    let restarts: u64 = snapshots.iter().map(|s| s.restart_count).sum();
+    let failures: u64 = snapshots.iter().map(|s| s.failures.total()).sum();
+    assert_eq!(failures, m.failures.total());
+    let restarts: u64 = snapshots.iter().map(|s| s.restart_count()).sum();
     assert_eq!(restarts, m.restarts_total);
     assert_eq!(
         snapshots
@@ -403,9 +427,15 @@ async fn service_fn_receives_a_working_context() {
     sup.trigger_shutdown();
     assert!(sup.wait_for_drain().await.is_clean());
     let snap = sup.service_lifecycle("ctx").unwrap();
-    assert_eq!(snap.termination_kind.as_deref(), Some("cancelled"));
     assert_eq!(
-        snap.total_failures, 0,
+        snap.termination_reason
+            .as_ref()
+            .map(TerminationReason::kind),
+        Some("cancelled")
+    );
+    assert_eq!(
+        snap.failures.total(),
+        0,
         "the assertions inside the service held"
     );
 }

@@ -112,11 +112,11 @@ async fn the_exposition_agrees_with_the_built_in_counters() {
     );
     assert_eq!(
         sum_of(&s, "supervisor_failures_total"),
-        m.failures_total() as f64
+        m.failures.total() as f64
     );
     assert_eq!(m.circuit_breaker_trips, 1);
-    assert_eq!(m.failures_panic, 1);
-    assert_eq!(m.failures_timeout, 1);
+    assert_eq!(m.failures.panic, 1);
+    assert_eq!(m.failures.timeout, 1);
     assert_eq!(
         s.get(r#"supervisor_terminated_total{service="hung",reason="shutdown_timeout"}"#),
         Some(&1.0)

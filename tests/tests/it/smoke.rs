@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use supervisor_core::{
     BackoffConfig, Jitter, RestartPolicy, ServicePhase, SpawnError, SpawnOptions, Supervisor,
+    TerminationReason,
 };
 use tokio::sync::Barrier;
 use tokio::time::Instant;
@@ -46,7 +47,7 @@ async fn a_flaky_service_restarts_with_a_10ms_backoff_then_drains() {
     assert!(starts[2] - starts[1] >= MS + 20 * MS, "{starts:?}");
     assert!(starts[3] - ends[1] >= 40 * MS, "{starts:?} {ends:?}");
     let snap = sup.service_lifecycle("flaky").unwrap();
-    assert_eq!((snap.total_failures, snap.restart_count), (3, 3));
+    assert_eq!((snap.failures.total(), snap.restart_count()), (3, 3));
     assert_eq!(snap.last_error.as_deref(), Some("run 3 failed"));
 
     sup.trigger_shutdown();
@@ -54,14 +55,19 @@ async fn a_flaky_service_restarts_with_a_10ms_backoff_then_drains() {
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(flaky.cleanups_done(), 1);
     let snap = sup.service_lifecycle("flaky").unwrap();
-    assert_eq!(snap.termination_kind.as_deref(), Some("cancelled"));
+    assert_eq!(
+        snap.termination_reason
+            .as_ref()
+            .map(TerminationReason::kind),
+        Some("cancelled")
+    );
     let m = sup.metrics().snapshot();
     assert_eq!(
         (m.spawned_total, m.terminated_total, m.active_services),
         (1, 1, 0)
     );
     assert_eq!(
-        (m.restarts_total, m.failures_error, m.failures_panic),
+        (m.restarts_total, m.failures.error, m.failures.panic),
         (3, 2, 1)
     );
 }
@@ -110,7 +116,9 @@ async fn two_hundred_services_spawned_from_eight_tasks_all_run_and_drain() {
     assert_eq!(snapshots.len(), TASKS * PER_TASK);
     for snap in &snapshots {
         assert_eq!(
-            snap.termination_kind.as_deref(),
+            snap.termination_reason
+                .as_ref()
+                .map(TerminationReason::kind),
             Some("cancelled"),
             "{snap:?}"
         );

@@ -123,7 +123,7 @@ fn measure() {
         let snapshot = supervisor
             .service_lifecycle("crash-loop")
             .expect("registered");
-        assert_eq!(snapshot.total_failures, snapshot.start_count);
+        assert_eq!(snapshot.failures.total(), snapshot.start_count);
         assert_eq!(snapshot.last_error.as_deref(), Some("connection refused"));
         supervisor.trigger_shutdown();
         assert!(supervisor.wait_for_drain().await.is_clean());

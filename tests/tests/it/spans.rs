@@ -58,7 +58,8 @@ async fn service_events_are_logged_inside_a_span_with_name_and_policy() {
         "service running",
         "service failed",
         "restart scheduled",
-        "service stopped by cancellation",
+        "service asked to stop",
+        "service stopped",
     ] {
         let line = log
             .lines()

@@ -162,6 +162,7 @@ pub(crate) enum Event {
     Backoff(String, Duration),
     CircuitOpened(String, u32, u32),
     Terminated(String, TerminationReason),
+    Removed(String),
 }
 
 /// A sink that records every event with the instant it was emitted at
@@ -210,34 +211,42 @@ impl Recorder {
 }
 
 impl MetricsSink for Recorder {
-    fn service_spawned(&self, service: &str) {
-        self.push(Event::Spawned(service.to_owned()));
+    type Handle = Arc<str>;
+
+    fn resolve(&self, service: &str) -> Arc<str> {
+        Arc::from(service)
     }
-    fn service_started(&self, service: &str, start_count: u64) {
-        self.push(Event::Started(service.to_owned(), start_count));
+    fn service_spawned(&self, service: &Arc<str>) {
+        self.push(Event::Spawned(service.to_string()));
     }
-    fn phase_changed(&self, service: &str, from: ServicePhase, to: ServicePhase) {
-        self.push(Event::Phase(service.to_owned(), from, to));
+    fn service_started(&self, service: &Arc<str>, start_count: u64) {
+        self.push(Event::Started(service.to_string(), start_count));
     }
-    fn service_failed(&self, service: &str, kind: FailureKind) {
-        self.push(Event::Failed(service.to_owned(), kind));
+    fn phase_changed(&self, service: &Arc<str>, from: ServicePhase, to: ServicePhase) {
+        self.push(Event::Phase(service.to_string(), from, to));
     }
-    fn backoff_scheduled(&self, service: &str, delay: Duration) {
-        self.push(Event::Backoff(service.to_owned(), delay));
+    fn service_failed(&self, service: &Arc<str>, kind: FailureKind) {
+        self.push(Event::Failed(service.to_string(), kind));
     }
-    fn circuit_opened(&self, service: &str, failures: u32, max_retries: u32) {
+    fn backoff_scheduled(&self, service: &Arc<str>, delay: Duration) {
+        self.push(Event::Backoff(service.to_string(), delay));
+    }
+    fn circuit_opened(&self, service: &Arc<str>, failures: u32, max_retries: u32) {
         self.push(Event::CircuitOpened(
-            service.to_owned(),
+            service.to_string(),
             failures,
             max_retries,
         ));
     }
-    fn service_terminated(&self, service: &str, reason: &TerminationReason, uptime: Duration) {
+    fn service_terminated(&self, service: &Arc<str>, reason: &TerminationReason, uptime: Duration) {
         self.uptimes
             .lock()
             .unwrap()
-            .push((service.to_owned(), uptime));
-        self.push(Event::Terminated(service.to_owned(), reason.clone()));
+            .push((service.to_string(), uptime));
+        self.push(Event::Terminated(service.to_string(), reason.clone()));
+    }
+    fn service_removed(&self, service: Arc<str>) {
+        self.push(Event::Removed(service.to_string()));
     }
 }
 
@@ -283,7 +292,8 @@ impl Event {
             | Event::Failed(name, _)
             | Event::Backoff(name, _)
             | Event::CircuitOpened(name, ..)
-            | Event::Terminated(name, _) => name,
+            | Event::Terminated(name, _)
+            | Event::Removed(name) => name,
         }
     }
 }

@@ -1,0 +1,263 @@
+//! [`ServiceContext`]: what one run of a service gets from its supervisor.
+//!
+//! # Invariants
+//!
+//! 1. Each run has its own context and its own cancellation: a fresh
+//!    [`RunState`] (or the previous one, reset, when the service dropped every
+//!    clone of its context, so the reuse is unobservable).
+//! 2. Only the supervisor cancels a run (`RunContexts::cancel`), when it asks
+//!    it to stop; a service that cancels its own [`ServiceContext::token`]
+//!    cancels nothing the supervisor reads.
+//! 3. Every run's cancellation fires when the run ends, whatever the reason,
+//!    so sub-tasks tied to its token end with it and never leak into the next
+//!    run.
+//! 4. The [`CancellationToken`] is made only if the service asks for it
+//!    (`token` or `cancelled`): a run that never looks at it costs no token.
+//!    Whichever of "cancel" and "make the token" comes second sees the other
+//!    (a `SeqCst` fence on each side), so a token made after the cancellation
+//!    is born cancelled.
+
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::{Arc, OnceLock};
+
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+/// What a run of a service gets from its supervisor: its name and its
+/// cancellation.
+///
+/// Each run gets its own context: [`cancelled`](Self::cancelled) completes
+/// when the supervisor asks *this run* to stop (shutdown), and also when the
+/// run has ended, so sub-tasks that watch [`token`](Self::token) stop with
+/// their run. A service cancelling its own token is not a stop: the
+/// supervisor keeps supervising the run until it returns. Cloning is cheap.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_core::{service_fn, ServiceContext};
+///
+/// let svc = service_fn("ticker", |ctx: ServiceContext| async move {
+///     while !ctx.is_cancelled() {
+///         tokio::select! {
+///             _ = ctx.cancelled() => break,
+///             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+///         }
+///     }
+///     Ok::<(), std::io::Error>(())
+/// });
+/// # let _ = svc;
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServiceContext {
+    run: Arc<RunState>,
+}
+
+/// The state one run shares between its supervisor and its context.
+#[derive(Debug)]
+pub(crate) struct RunState {
+    name: Arc<str>,
+    /// Set by the supervisor: the run is asked to stop, or has ended.
+    cancelled: AtomicBool,
+    /// Made on first use by the service.
+    token: OnceLock<CancellationToken>,
+}
+
+impl RunState {
+    fn new(name: Arc<str>) -> Self {
+        Self {
+            name,
+            cancelled: AtomicBool::new(false),
+            token: OnceLock::new(),
+        }
+    }
+
+    fn token(&self) -> &CancellationToken {
+        let token = self.token.get_or_init(CancellationToken::new);
+        fence(Ordering::SeqCst);
+        if self.cancelled.load(Ordering::Relaxed) {
+            token.cancel();
+        }
+        token
+    }
+
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        if let Some(token) = self.token.get() {
+            token.cancel();
+        }
+    }
+}
+
+impl ServiceContext {
+    /// The service's registered name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let (names, mut received) = tokio::sync::mpsc::unbounded_channel();
+    /// supervisor.spawn_service(service_fn("echo", move |ctx: ServiceContext| {
+    ///     let names = names.clone();
+    ///     async move {
+    ///         names.send(ctx.name().to_owned())?;
+    ///         ctx.cancelled().await;
+    ///         anyhow::Ok(())
+    ///     }
+    /// }))?;
+    /// assert_eq!(received.recv().await.as_deref(), Some("echo"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.run.name
+    }
+
+    /// Completes when the supervisor asks this run to stop (shutdown), or
+    /// once the run has ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{
+    ///     service_fn, ServiceContext, Supervisor, SupervisorConfig, TerminationReason,
+    /// };
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let handle = supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await; // Completes at shutdown.
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    ///
+    /// supervisor.trigger_shutdown();
+    /// assert!(supervisor.wait_for_drain().await.is_clean());
+    /// assert_eq!(handle.snapshot().termination_reason, Some(TerminationReason::Cancelled));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: use it in `tokio::select!` freely.
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.run.token().cancelled()
+    }
+
+    /// Whether this run has been asked to stop (or its token was cancelled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{
+    ///     service_fn, ServiceContext, Supervisor, SupervisorConfig, TerminationReason,
+    /// };
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let poller = supervisor.spawn_service(service_fn("poller", |ctx: ServiceContext| async move {
+    ///     while !ctx.is_cancelled() {
+    ///         tokio::time::sleep(Duration::from_secs(1)).await; // One unit of work.
+    ///     }
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// tokio::time::sleep(Duration::from_millis(2500)).await;
+    ///
+    /// supervisor.trigger_shutdown();
+    /// assert!(supervisor.wait_for_drain().await.is_clean());
+    /// assert_eq!(poller.snapshot().termination_reason, Some(TerminationReason::Cancelled));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.run.cancelled.load(Ordering::Relaxed)
+            || self
+                .run
+                .token
+                .get()
+                .is_some_and(CancellationToken::is_cancelled)
+    }
+
+    /// This run's token, to hand to libraries that take a
+    /// `CancellationToken` (derive child tokens from it for sub-tasks: they
+    /// are cancelled when the run is asked to stop, or when it ends).
+    ///
+    /// Cancelling it yourself (a drop guard, a library that cancels what it is
+    /// handed) only cancels this token: the supervisor does not take it as a
+    /// request to stop, and treats the run's outcome by its restart policy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let (done, mut received) = tokio::sync::mpsc::unbounded_channel();
+    /// supervisor.spawn_service(service_fn("server", move |ctx: ServiceContext| {
+    ///     let (child, done) = (ctx.token().child_token(), done.clone());
+    ///     tokio::spawn(async move { child.cancelled().await; done.send("sub-task stopped") });
+    ///     async move { ctx.cancelled().await; anyhow::Ok(()) }
+    /// }))?;
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    /// supervisor.trigger_shutdown();
+    /// assert_eq!(received.recv().await, Some("sub-task stopped"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn token(&self) -> &CancellationToken {
+        self.run.token()
+    }
+}
+
+/// The supervisor's side of a service's run contexts: makes one per run and
+/// cancels it.
+#[derive(Debug)]
+pub(crate) struct RunContexts {
+    current: Arc<RunState>,
+}
+
+impl RunContexts {
+    pub(crate) fn new(name: Arc<str>) -> Self {
+        Self {
+            current: Arc::new(RunState::new(name)),
+        }
+    }
+
+    /// The context of the next run: the previous state reset in place if the
+    /// service kept no clone of its context, a new one otherwise.
+    pub(crate) fn next(&mut self) -> ServiceContext {
+        match Arc::get_mut(&mut self.current) {
+            Some(state) => {
+                *state.cancelled.get_mut() = false;
+                state.token = OnceLock::new();
+            }
+            None => {
+                let name = Arc::clone(&self.current.name);
+                self.current = Arc::new(RunState::new(name));
+            }
+        }
+        ServiceContext {
+            run: Arc::clone(&self.current),
+        }
+    }
+
+    /// Cancels the current run's context (idempotent).
+    pub(crate) fn cancel(&self) {
+        self.current.cancel();
+    }
+}

@@ -1,0 +1,209 @@
+//! Where events go: the built-in counters, the type-erased [`MetricsSink`]s,
+//! and the supervisor's clock origin.
+//!
+//! # Invariants
+//!
+//! 1. Each event reaches each sink in its own call, under its own
+//!    `catch_unwind`: a sink that panics loses exactly the event it panicked
+//!    on.
+//! 2. A sink's per-service handle is resolved at most once per spawn, before
+//!    its first event is delivered; if `resolve` panics, it is tried again at
+//!    the next event. After `Removed`, the handle is gone and never resolved
+//!    again.
+//! 3. The built-in counters are fed every event synchronously (they are our
+//!    own atomics and never call out); sinks are fed later, outside every
+//!    lock (see `slot.rs`).
+
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lifecycle::{FailureKind, ServicePhase, TerminationReason};
+use supervisor_metrics::{MetricsSink, SupervisorMetrics};
+use tokio::time::Instant;
+
+use crate::panics::drop_payload;
+
+/// One event about one service, as queued for the sinks.
+#[derive(Debug, Clone)]
+pub(crate) enum SinkEvent {
+    Spawned,
+    Started {
+        start_count: u64,
+    },
+    Phase {
+        from: ServicePhase,
+        to: ServicePhase,
+    },
+    Failed {
+        kind: FailureKind,
+    },
+    Backoff {
+        delay: Duration,
+    },
+    CircuitOpened {
+        failures: u32,
+        max_retries: u32,
+    },
+    Terminated {
+        reason: TerminationReason,
+        uptime: Duration,
+    },
+    Removed,
+}
+
+/// A [`MetricsSink`] with its handle type erased, so sinks of different
+/// types can sit in one list.
+pub(crate) trait DynSink: Send + Sync + 'static {
+    fn resolve(&self, service: &str) -> Box<dyn Any + Send + Sync>;
+    fn deliver(&self, handle: &(dyn Any + Send + Sync), event: &SinkEvent);
+    fn remove(&self, handle: Box<dyn Any + Send + Sync>);
+}
+
+/// Erases `sink` for [`Telemetry`].
+pub(crate) fn erase<S: MetricsSink>(sink: Arc<S>) -> Arc<dyn DynSink> {
+    Arc::new(Erased(sink))
+}
+
+struct Erased<S>(Arc<S>);
+
+impl<S: MetricsSink> DynSink for Erased<S> {
+    fn resolve(&self, service: &str) -> Box<dyn Any + Send + Sync> {
+        Box::new(self.0.resolve(service))
+    }
+
+    fn deliver(&self, handle: &(dyn Any + Send + Sync), event: &SinkEvent) {
+        // Handles are made by `resolve` above, so the type always matches.
+        let Some(service) = handle.downcast_ref::<S::Handle>() else {
+            return;
+        };
+        let sink = &*self.0;
+        match event {
+            SinkEvent::Spawned => sink.service_spawned(service),
+            SinkEvent::Started { start_count } => sink.service_started(service, *start_count),
+            SinkEvent::Phase { from, to } => sink.phase_changed(service, *from, *to),
+            SinkEvent::Failed { kind } => sink.service_failed(service, *kind),
+            SinkEvent::Backoff { delay } => sink.backoff_scheduled(service, *delay),
+            SinkEvent::CircuitOpened {
+                failures,
+                max_retries,
+            } => sink.circuit_opened(service, *failures, *max_retries),
+            SinkEvent::Terminated { reason, uptime } => {
+                sink.service_terminated(service, reason, *uptime);
+            }
+            // Delivered through `remove`, which owns the handle.
+            SinkEvent::Removed => {}
+        }
+    }
+
+    fn remove(&self, handle: Box<dyn Any + Send + Sync>) {
+        if let Ok(service) = handle.downcast::<S::Handle>() {
+            self.0.service_removed(*service);
+        }
+    }
+}
+
+/// One sink's state for one service.
+#[derive(Default)]
+pub(crate) enum SinkHandle {
+    /// Not resolved yet (or `resolve` panicked: tried again next time).
+    #[default]
+    Unresolved,
+    Resolved(Box<dyn Any + Send + Sync>),
+    /// Given back with `service_removed`.
+    Released,
+}
+
+/// What every service's task shares: the counters and sinks events go to,
+/// the supervisor's clock origin, and the settings the tasks read.
+pub(crate) struct Telemetry {
+    pub(crate) counters: Arc<SupervisorMetrics>,
+    sinks: Box<[Arc<dyn DynSink>]>,
+    epoch: Instant,
+    pub(crate) clean_restart_delay: Duration,
+}
+
+impl Telemetry {
+    pub(crate) fn new(sinks: Vec<Arc<dyn DynSink>>, clean_restart_delay: Duration) -> Self {
+        Self {
+            counters: Arc::new(SupervisorMetrics::new()),
+            sinks: sinks.into_boxed_slice(),
+            epoch: Instant::now(),
+            clean_restart_delay,
+        }
+    }
+
+    /// Time since the supervisor was created, the origin of every time value
+    /// handed to `backoff` and `lifecycle`.
+    pub(crate) fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.epoch)
+    }
+
+    /// Whether any sink listens (if not, no event is ever queued).
+    pub(crate) fn has_sinks(&self) -> bool {
+        !self.sinks.is_empty()
+    }
+
+    /// One unresolved handle per sink, for a new service.
+    pub(crate) fn new_handles(&self) -> Box<[SinkHandle]> {
+        self.sinks.iter().map(|_| SinkHandle::Unresolved).collect()
+    }
+
+    /// Feeds `event` to the built-in counters.
+    pub(crate) fn count(&self, event: &SinkEvent) {
+        let counters = &*self.counters;
+        match event {
+            SinkEvent::Spawned => counters.service_spawned(&()),
+            SinkEvent::Started { start_count } => counters.service_started(&(), *start_count),
+            SinkEvent::Failed { kind } => counters.service_failed(&(), *kind),
+            SinkEvent::CircuitOpened {
+                failures,
+                max_retries,
+            } => counters.circuit_opened(&(), *failures, *max_retries),
+            SinkEvent::Terminated { reason, uptime } => {
+                counters.service_terminated(&(), reason, *uptime);
+            }
+            SinkEvent::Phase { .. } | SinkEvent::Backoff { .. } | SinkEvent::Removed => {}
+        }
+    }
+
+    /// Delivers `event` about `service` to every sink, one call per sink,
+    /// each under its own `catch_unwind`. `handles` has one entry per sink.
+    pub(crate) fn deliver(&self, service: &str, handles: &mut [SinkHandle], event: &SinkEvent) {
+        for (sink, handle) in self.sinks.iter().zip(handles.iter_mut()) {
+            if matches!(event, SinkEvent::Removed) {
+                if let SinkHandle::Resolved(resolved) =
+                    std::mem::replace(handle, SinkHandle::Released)
+                {
+                    contain(|| sink.remove(resolved));
+                }
+                continue;
+            }
+            if matches!(handle, SinkHandle::Unresolved) {
+                match panic::catch_unwind(AssertUnwindSafe(|| sink.resolve(service))) {
+                    Ok(resolved) => *handle = SinkHandle::Resolved(resolved),
+                    Err(payload) => {
+                        drop_payload(payload);
+                        tracing::error!(
+                            service,
+                            "a metrics sink panicked resolving a service; the event was dropped for that sink"
+                        );
+                        continue;
+                    }
+                }
+            }
+            if let SinkHandle::Resolved(resolved) = handle {
+                contain(|| sink.deliver(&**resolved, event));
+            }
+        }
+    }
+}
+
+/// Runs `f`, catching a panic (logged, payload dropped safely).
+fn contain(f: impl FnOnce()) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(f)) {
+        drop_payload(payload);
+        tracing::error!("a metrics sink panicked; the event was dropped for that sink");
+    }
+}
