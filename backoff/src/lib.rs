@@ -40,7 +40,7 @@
 //! ```
 //! use core::time::Duration;
 //!
-//! use backoff::{BackoffConfig, InvalidBackoff, Jitter};
+//! use supervisor_backoff::{BackoffConfig, InvalidBackoff, Jitter};
 //!
 //! /// Fails twice, then succeeds.
 //! fn fetch(calls: &mut u32) -> Result<&'static str, &'static str> {
@@ -76,7 +76,7 @@
 //! ```
 //! use core::time::Duration;
 //!
-//! use backoff::{BackoffConfig, Jitter};
+//! use supervisor_backoff::{BackoffConfig, Jitter};
 //!
 //! let base = Duration::from_secs(1);
 //! let max = Duration::from_secs(60);
@@ -107,7 +107,7 @@
 //!     assert!(base <= delay && delay <= max.min(previous * 3));
 //!     previous = delay;
 //! }
-//! # Ok::<(), backoff::InvalidBackoff>(())
+//! # Ok::<(), supervisor_backoff::InvalidBackoff>(())
 //! ```
 //!
 //! A supervisor loop with the circuit breaker and the cooldown is shown on
@@ -158,7 +158,7 @@ pub use crate::state::{BackoffAction, BackoffState};
 /// ```
 /// use core::time::Duration;
 ///
-/// use backoff::{BackoffConfig, MAX_DELAY};
+/// use supervisor_backoff::{BackoffConfig, MAX_DELAY};
 ///
 /// assert_eq!(MAX_DELAY, Duration::from_secs(u64::from(u32::MAX)));
 /// assert!(BackoffConfig::new(MAX_DELAY, MAX_DELAY).validate().is_ok());
@@ -177,7 +177,7 @@ pub const MAX_DELAY: Duration = Duration::from_secs(u32::MAX as u64);
 /// ```
 /// use core::time::Duration;
 ///
-/// use backoff::{BackoffConfig, InvalidBackoff, MAX_BREAKER_RETRIES};
+/// use supervisor_backoff::{BackoffConfig, InvalidBackoff, MAX_BREAKER_RETRIES};
 ///
 /// let window = Duration::from_secs(60);
 /// let config = BackoffConfig::default().with_circuit_breaker(MAX_BREAKER_RETRIES, window);

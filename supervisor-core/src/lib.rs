@@ -9,9 +9,9 @@
 //!   tree with a drain timeout.
 //! - [`Service`] is what you implement (or build with [`service_fn`]); its
 //!   [`RestartPolicy`] says when it is restarted.
-//! - [`BackoffConfig`] (from the `backoff` crate) sets the restart delays and
-//!   the circuit breaker; [`ServiceLifecycleSnapshot`] (from `lifecycle`) is
-//!   what you read back.
+//! - [`BackoffConfig`] (from the `supervisor-backoff` crate) sets the restart
+//!   delays and the circuit breaker; [`ServiceLifecycleSnapshot`] (from
+//!   `supervisor-lifecycle`) is what you read back.
 //! - Metrics go to the built-in [`SupervisorMetrics`] and to any
 //!   [`MetricsSink`] added with [`SupervisorConfig::with_metrics_sink`].
 //!

@@ -21,7 +21,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 /// Crates that must never depend on an async runtime.
-const PURE_CRATES: &[&str] = &["backoff", "lifecycle", "supervisor-metrics"];
+const PURE_CRATES: &[&str] = &[
+    "supervisor-backoff",
+    "supervisor-lifecycle",
+    "supervisor-metrics",
+];
 
 /// Runtime crates none of the pure crates may pull in.
 const RUNTIMES: &[&str] = &["tokio", "tokio-util", "async-std", "smol", "futures", "mio"];
@@ -85,7 +89,7 @@ fn ci() -> Result<()> {
                 "clippy",
                 "--locked",
                 "-p",
-                "backoff",
+                "supervisor-backoff",
                 "--no-default-features",
                 "--",
                 "-D",
@@ -111,7 +115,13 @@ fn ci() -> Result<()> {
     )?;
     step("tests (backoff without std)", || {
         cargo(
-            &["test", "--locked", "-p", "backoff", "--no-default-features"],
+            &[
+                "test",
+                "--locked",
+                "-p",
+                "supervisor-backoff",
+                "--no-default-features",
+            ],
             &[("PROPTEST_CASES", "256")],
         )
     })?;
@@ -179,9 +189,9 @@ fn mutants() -> Result<()> {
             &[
                 "mutants",
                 "-p",
-                "backoff",
+                "supervisor-backoff",
                 "-p",
-                "lifecycle",
+                "supervisor-lifecycle",
                 "--timeout",
                 "120",
             ],
@@ -199,11 +209,12 @@ fn check_dependency_isolation() -> Result<()> {
             if let Some(runtime) = tree.iter().find(|name| RUNTIMES.contains(&name.as_str())) {
                 bail!("`{krate}` must not depend on a runtime, but it pulls in `{runtime}`");
             }
-            if *krate == "backoff" && features == ["--no-default-features"] {
-                let deps: Vec<&String> = tree.iter().filter(|name| *name != "backoff").collect();
+            if *krate == "supervisor-backoff" && features == ["--no-default-features"] {
+                let deps: Vec<&String> =
+                    tree.iter().filter(|name| name.as_str() != *krate).collect();
                 if !deps.is_empty() {
                     bail!(
-                        "`backoff` without default features must have no dependency, found {deps:?}"
+                        "`{krate}` without default features must have no dependency, found {deps:?}"
                     );
                 }
             }
