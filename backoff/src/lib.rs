@@ -32,8 +32,11 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `std` | yes | nothing yet: [`InvalidBackoff`] implements [`core::error::Error`], which is `std::error::Error`, without it. Kept so dependents can ask for `std` and future conveniences stay additive. |
 //! | `serde` | no | `Serialize` and `Deserialize` for [`BackoffConfig`] (missing fields take their defaults, unknown fields are rejected), [`Jitter`] (`"none"`, `"equal"`, `"full"`, `"decorrelated"`) and [`CircuitBreaker`]. A deserialized config is validated when it is used. |
+//!
+//! There is no `std` feature: the crate is `no_std` whatever the features, and
+//! [`InvalidBackoff`] implements [`core::error::Error`], which is the
+//! `std::error::Error` of `std` users.
 //!
 //! # A retry loop
 //!
