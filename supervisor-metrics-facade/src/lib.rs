@@ -16,8 +16,8 @@
 //! (`metrics-exporter-prometheus`, StatsD, OpenTelemetry bridges, …) and want
 //! the supervisor's series next to their own. To expose to Prometheus directly
 //! with its official client, use `supervisor-prometheus` instead. Like every
-//! adapter, this crate depends on `supervisor-metrics` and `lifecycle`, never
-//! on `supervisor-core` or a runtime.
+//! adapter, this crate depends on `supervisor-metrics` only, never on
+//! `supervisor-core` or a runtime.
 //!
 //! # Feature flags
 //!
