@@ -192,3 +192,8 @@ pub const MAX_DELAY: Duration = Duration::from_secs(u32::MAX as u64);
 /// );
 /// ```
 pub const MAX_BREAKER_RETRIES: u32 = 65_535;
+
+// The README's example is a doctest too, so that it stays true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

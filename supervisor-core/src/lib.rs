@@ -91,3 +91,8 @@ pub use supervisor::{DrainReport, ServiceHandle, Supervisor};
 pub use supervisor_metrics::{
     FailureKind, MetricsSink, MetricsSnapshot, NoopSink, ServiceMetricsSnapshot, SupervisorMetrics,
 };
+
+// The README's example is a doctest too, so that it stays true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

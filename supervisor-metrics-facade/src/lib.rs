@@ -451,3 +451,8 @@ mod tests {
         assert_eq!(&*names.backoff_delay, "ingest_backoff_delay_seconds");
     }
 }
+
+// The README's example is a doctest too, so that it stays true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

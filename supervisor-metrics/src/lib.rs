@@ -909,3 +909,8 @@ mod tests {
         }
     }
 }
+
+// The README's example is a doctest too, so that it stays true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

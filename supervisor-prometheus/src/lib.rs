@@ -121,3 +121,8 @@ pub use self::server::{
     REQUEST_TIMEOUT, serve,
 };
 pub use self::sink::{DEFAULT_PREFIX, InvalidPrefix, PrometheusSink, UPTIME_BUCKETS_SECONDS};
+
+// The README's example is a doctest too, so that it stays true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
