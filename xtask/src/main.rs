@@ -1,11 +1,12 @@
 //! `cargo xtask`: every check of the workspace behind one command.
 //!
 //! ```text
-//! cargo xtask ci      # everything CI runs, in order, failing fast
-//! cargo xtask deps    # only the dependency-isolation check
+//! cargo xtask ci          # everything CI runs, in order, failing fast
+//! cargo xtask deps        # only the dependency-isolation check
 //! cargo xtask unused-deps # only the check that every declared dependency is used
-//! cargo xtask bench   # the benchmarks, release build (a few minutes); `--smoke`: tiny N
-//! cargo xtask mutants # cargo-mutants on the pure crates (slow; not part of ci)
+//! cargo xtask package     # only the packaging check (publish dry run of the libraries)
+//! cargo xtask bench       # the benchmarks, release build (a few minutes); `--smoke`: tiny N
+//! cargo xtask mutants     # cargo-mutants on the pure crates (slow; not part of ci)
 //! ```
 //!
 //! Kept deliberately small: `anyhow` and `std::process`, one `match` on the task
@@ -55,10 +56,11 @@ fn main() -> Result<()> {
         "ci" => ci(),
         "deps" => step("dependency isolation", check_dependency_isolation),
         "unused-deps" => step("unused dependencies", check_unused_dependencies),
+        "package" => step("packaging", check_packaging),
         "mutants" => mutants(),
         "bench" => bench(),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <ci|deps|unused-deps|bench [--smoke]|mutants>");
+            println!("usage: cargo xtask <ci|deps|unused-deps|package|bench [--smoke]|mutants>");
             Ok(())
         }
         other => bail!("unknown task `{other}`; try `cargo xtask help`"),
@@ -150,11 +152,30 @@ fn ci() -> Result<()> {
             &[("RUSTDOCFLAGS", "-D warnings")],
         )
     })?;
+    step(
+        "packaging (publish dry run of the library crates)",
+        check_packaging,
+    )?;
     println!(
         "\nxtask ci: all checks passed in {:.1}s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Every publishable crate packages, and builds from its `.crate` alone.
+///
+/// `cargo publish --workspace --dry-run` takes each member whose manifest
+/// does not say `publish = false` (the library crates), packages it, resolves
+/// the unpublished crates it depends on through a local overlay registry,
+/// builds the unpacked package, and uploads nothing. It needs cargo 1.90
+/// (multi-package publishing) and the crates.io index. Every crate is
+/// verified: on 2 vCPUs this takes about 17 s from an empty target folder and
+/// about 10 s after the test step, whose dependencies it reuses. No
+/// `--allow-dirty`: CI works on a clean clone, and a file left uncommitted in
+/// a package folder (tracked or not, unless ignored) is what this should catch.
+fn check_packaging() -> Result<()> {
+    cargo(&["publish", "--locked", "--workspace", "--dry-run"], &[])
 }
 
 /// The adapter's tests run `promtool` and a real Prometheus server; Debian's
