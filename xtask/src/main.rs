@@ -170,8 +170,8 @@ fn ci() -> Result<()> {
 /// the unpublished crates it depends on through a local overlay registry,
 /// builds the unpacked package, and uploads nothing. It needs cargo 1.90
 /// (multi-package publishing) and the crates.io index. Every crate is
-/// verified: on 2 vCPUs this takes about 17 s from an empty target folder and
-/// about 10 s after the test step, whose dependencies it reuses. No
+/// verified: on 2 vCPUs this takes about 14 s as the last step of `ci`, which
+/// has built the dependencies it reuses (17 s from an empty target folder). No
 /// `--allow-dirty`: CI works on a clean clone, and a file left uncommitted in
 /// a package folder (tracked or not, unless ignored) is what this should catch.
 fn check_packaging() -> Result<()> {
