@@ -58,7 +58,7 @@ use crate::{BackoffIter, InvalidBackoff, MAX_BREAKER_RETRIES, MAX_DELAY};
 /// ```
 /// use core::time::Duration;
 ///
-/// use backoff::{BackoffConfig, Jitter};
+/// use supervisor_backoff::{BackoffConfig, Jitter};
 ///
 /// let config = BackoffConfig::new(Duration::from_millis(100), Duration::from_secs(30))
 ///     .with_multiplier(1.5)
@@ -91,7 +91,7 @@ impl Default for BackoffConfig {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::{BackoffConfig, Jitter};
+    /// use supervisor_backoff::{BackoffConfig, Jitter};
     ///
     /// let config = BackoffConfig::default();
     /// assert_eq!(config.base(), Duration::from_secs(1));
@@ -133,7 +133,7 @@ impl BackoffConfig {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::BackoffConfig;
+    /// use supervisor_backoff::BackoffConfig;
     ///
     /// let config = BackoffConfig::new(Duration::from_millis(10), Duration::from_secs(1));
     /// assert_eq!(config.base(), Duration::from_millis(10));
@@ -167,12 +167,12 @@ impl BackoffConfig {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::BackoffConfig;
+    /// use supervisor_backoff::BackoffConfig;
     ///
     /// let config = BackoffConfig::zero().without_circuit_breaker();
     /// let delays: Vec<Duration> = config.iter(0)?.take(3).collect();
     /// assert_eq!(delays, [Duration::ZERO; 3]);
-    /// # Ok::<(), backoff::InvalidBackoff>(())
+    /// # Ok::<(), supervisor_backoff::InvalidBackoff>(())
     /// ```
     pub const fn zero() -> Self {
         Self::new(Duration::ZERO, Duration::ZERO)
@@ -187,7 +187,7 @@ impl BackoffConfig {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::BackoffConfig;
+    /// use supervisor_backoff::BackoffConfig;
     ///
     /// let config = BackoffConfig::new(Duration::from_secs(1), Duration::from_secs(60))
     ///     .with_multiplier(3.0);
@@ -203,7 +203,7 @@ impl BackoffConfig {
     /// # Examples
     ///
     /// ```
-    /// use backoff::{BackoffConfig, Jitter};
+    /// use supervisor_backoff::{BackoffConfig, Jitter};
     ///
     /// let config = BackoffConfig::default().with_jitter(Jitter::None);
     /// assert_eq!(config.jitter(), Jitter::None);
@@ -225,7 +225,7 @@ impl BackoffConfig {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::BackoffConfig;
+    /// use supervisor_backoff::BackoffConfig;
     ///
     /// let config = BackoffConfig::default().with_circuit_breaker(3, Duration::from_secs(30));
     /// let breaker = config.circuit_breaker().unwrap();
@@ -245,7 +245,7 @@ impl BackoffConfig {
     /// # Examples
     ///
     /// ```
-    /// use backoff::BackoffConfig;
+    /// use supervisor_backoff::BackoffConfig;
     ///
     /// assert_eq!(BackoffConfig::default().without_circuit_breaker().circuit_breaker(), None);
     /// ```
@@ -265,7 +265,7 @@ impl BackoffConfig {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::BackoffConfig;
+    /// use supervisor_backoff::BackoffConfig;
     ///
     /// let config = BackoffConfig::default().with_cooldown(Duration::from_secs(30));
     /// assert_eq!(config.cooldown(), Duration::from_secs(30));
@@ -332,7 +332,7 @@ impl BackoffConfig {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::{BackoffConfig, InvalidBackoff};
+    /// use supervisor_backoff::{BackoffConfig, InvalidBackoff};
     ///
     /// assert_eq!(BackoffConfig::default().validate(), Ok(()));
     /// assert_eq!(BackoffConfig::zero().validate(), Ok(()));
@@ -391,7 +391,7 @@ impl BackoffConfig {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::BackoffConfig;
+    /// use supervisor_backoff::BackoffConfig;
     ///
     /// let config = BackoffConfig::default();
     /// assert_eq!(config.delay_for_attempt(0), Duration::from_secs(1));
@@ -427,13 +427,13 @@ impl BackoffConfig {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::{BackoffConfig, Jitter};
+    /// use supervisor_backoff::{BackoffConfig, Jitter};
     ///
     /// let config = BackoffConfig::new(Duration::from_secs(1), Duration::from_secs(5))
     ///     .with_jitter(Jitter::None);
     /// let delays: Vec<u64> = config.iter(0)?.take(5).map(|d| d.as_secs()).collect();
     /// assert_eq!(delays, [1, 2, 4, 5, 5]);
-    /// # Ok::<(), backoff::InvalidBackoff>(())
+    /// # Ok::<(), supervisor_backoff::InvalidBackoff>(())
     /// ```
     pub fn iter(&self, seed: u64) -> Result<BackoffIter, InvalidBackoff> {
         self.validate()?;
@@ -463,13 +463,13 @@ pub enum Jitter {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::{BackoffConfig, Jitter};
+    /// use supervisor_backoff::{BackoffConfig, Jitter};
     ///
     /// let config = BackoffConfig::new(Duration::from_millis(100), Duration::from_secs(1))
     ///     .with_jitter(Jitter::None);
     /// let millis: Vec<u128> = config.iter(7)?.take(6).map(|d| d.as_millis()).collect();
     /// assert_eq!(millis, [100, 200, 400, 800, 1000, 1000]);
-    /// # Ok::<(), backoff::InvalidBackoff>(())
+    /// # Ok::<(), supervisor_backoff::InvalidBackoff>(())
     /// ```
     None,
     /// The default: uniform in `[⌈d/2⌉, d]`.
@@ -482,7 +482,7 @@ pub enum Jitter {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::{BackoffConfig, Jitter};
+    /// use supervisor_backoff::{BackoffConfig, Jitter};
     ///
     /// let config = BackoffConfig::new(Duration::from_secs(1), Duration::from_secs(60))
     ///     .with_jitter(Jitter::Equal);
@@ -490,7 +490,7 @@ pub enum Jitter {
     ///     let d = config.delay_for_attempt(attempt);
     ///     assert!(d / 2 <= delay && delay <= d);
     /// }
-    /// # Ok::<(), backoff::InvalidBackoff>(())
+    /// # Ok::<(), supervisor_backoff::InvalidBackoff>(())
     /// ```
     #[default]
     Equal,
@@ -504,7 +504,7 @@ pub enum Jitter {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::{BackoffConfig, Jitter};
+    /// use supervisor_backoff::{BackoffConfig, Jitter};
     ///
     /// let config = BackoffConfig::new(Duration::from_secs(1), Duration::from_secs(60))
     ///     .with_jitter(Jitter::Full);
@@ -512,7 +512,7 @@ pub enum Jitter {
     ///     assert!(Duration::from_nanos(1) <= delay);
     ///     assert!(delay <= config.delay_for_attempt(attempt));
     /// }
-    /// # Ok::<(), backoff::InvalidBackoff>(())
+    /// # Ok::<(), supervisor_backoff::InvalidBackoff>(())
     /// ```
     Full,
     /// Uniform in `[base, min(max, 3 · previous)]`, where `previous` is the last
@@ -527,7 +527,7 @@ pub enum Jitter {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::{BackoffConfig, Jitter};
+    /// use supervisor_backoff::{BackoffConfig, Jitter};
     ///
     /// let base = Duration::from_secs(1);
     /// let max = Duration::from_secs(60);
@@ -537,7 +537,7 @@ pub enum Jitter {
     ///     assert!(base <= delay && delay <= max.min(previous * 3));
     ///     previous = delay;
     /// }
-    /// # Ok::<(), backoff::InvalidBackoff>(())
+    /// # Ok::<(), supervisor_backoff::InvalidBackoff>(())
     /// ```
     Decorrelated,
 }
@@ -554,7 +554,7 @@ pub enum Jitter {
 /// ```
 /// use core::time::Duration;
 ///
-/// use backoff::BackoffConfig;
+/// use supervisor_backoff::BackoffConfig;
 ///
 /// let breaker = BackoffConfig::default().circuit_breaker().unwrap();
 /// assert_eq!(breaker.max_retries(), 10);

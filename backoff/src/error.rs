@@ -20,7 +20,7 @@ use crate::{MAX_BREAKER_RETRIES, MAX_DELAY};
 /// ```
 /// use core::time::Duration;
 ///
-/// use backoff::{BackoffConfig, InvalidBackoff};
+/// use supervisor_backoff::{BackoffConfig, InvalidBackoff};
 ///
 /// let config = BackoffConfig::new(Duration::from_secs(10), Duration::from_secs(1));
 /// assert_eq!(

@@ -32,15 +32,18 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `std` | yes | nothing yet: [`InvalidBackoff`] implements [`core::error::Error`], which is `std::error::Error`, without it. Kept so dependents can ask for `std` and future conveniences stay additive. |
 //! | `serde` | no | `Serialize` and `Deserialize` for [`BackoffConfig`] (missing fields take their defaults, unknown fields are rejected), [`Jitter`] (`"none"`, `"equal"`, `"full"`, `"decorrelated"`) and [`CircuitBreaker`]. A deserialized config is validated when it is used. |
+//!
+//! There is no `std` feature: the crate is `no_std` whatever the features, and
+//! [`InvalidBackoff`] implements [`core::error::Error`], which is the
+//! `std::error::Error` of `std` users.
 //!
 //! # A retry loop
 //!
 //! ```
 //! use core::time::Duration;
 //!
-//! use backoff::{BackoffConfig, InvalidBackoff, Jitter};
+//! use supervisor_backoff::{BackoffConfig, InvalidBackoff, Jitter};
 //!
 //! /// Fails twice, then succeeds.
 //! fn fetch(calls: &mut u32) -> Result<&'static str, &'static str> {
@@ -76,7 +79,7 @@
 //! ```
 //! use core::time::Duration;
 //!
-//! use backoff::{BackoffConfig, Jitter};
+//! use supervisor_backoff::{BackoffConfig, Jitter};
 //!
 //! let base = Duration::from_secs(1);
 //! let max = Duration::from_secs(60);
@@ -107,7 +110,7 @@
 //!     assert!(base <= delay && delay <= max.min(previous * 3));
 //!     previous = delay;
 //! }
-//! # Ok::<(), backoff::InvalidBackoff>(())
+//! # Ok::<(), supervisor_backoff::InvalidBackoff>(())
 //! ```
 //!
 //! A supervisor loop with the circuit breaker and the cooldown is shown on
@@ -158,7 +161,7 @@ pub use crate::state::{BackoffAction, BackoffState};
 /// ```
 /// use core::time::Duration;
 ///
-/// use backoff::{BackoffConfig, MAX_DELAY};
+/// use supervisor_backoff::{BackoffConfig, MAX_DELAY};
 ///
 /// assert_eq!(MAX_DELAY, Duration::from_secs(u64::from(u32::MAX)));
 /// assert!(BackoffConfig::new(MAX_DELAY, MAX_DELAY).validate().is_ok());
@@ -177,7 +180,7 @@ pub const MAX_DELAY: Duration = Duration::from_secs(u32::MAX as u64);
 /// ```
 /// use core::time::Duration;
 ///
-/// use backoff::{BackoffConfig, InvalidBackoff, MAX_BREAKER_RETRIES};
+/// use supervisor_backoff::{BackoffConfig, InvalidBackoff, MAX_BREAKER_RETRIES};
 ///
 /// let window = Duration::from_secs(60);
 /// let config = BackoffConfig::default().with_circuit_breaker(MAX_BREAKER_RETRIES, window);
@@ -189,3 +192,8 @@ pub const MAX_DELAY: Duration = Duration::from_secs(u32::MAX as u64);
 /// );
 /// ```
 pub const MAX_BREAKER_RETRIES: u32 = 65_535;
+
+// The README's example is a doctest too, so that it stays true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

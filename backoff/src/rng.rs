@@ -15,7 +15,7 @@
 /// # Examples
 ///
 /// ```
-/// use backoff::SplitMix64;
+/// use supervisor_backoff::SplitMix64;
 ///
 /// let mut rng = SplitMix64::new(1_477_776_061_723_855_037);
 /// assert_eq!(rng.next_u64(), 1_985_237_415_132_408_290);
@@ -40,7 +40,7 @@ impl SplitMix64 {
     /// # Examples
     ///
     /// ```
-    /// use backoff::SplitMix64;
+    /// use supervisor_backoff::SplitMix64;
     ///
     /// assert_eq!(SplitMix64::new(0).next_u64(), 0xE220_A839_7B1D_CDAF);
     /// ```
@@ -54,7 +54,7 @@ impl SplitMix64 {
     /// # Examples
     ///
     /// ```
-    /// use backoff::SplitMix64;
+    /// use supervisor_backoff::SplitMix64;
     ///
     /// let mut rng = SplitMix64::new(u64::MAX);
     /// assert_ne!(rng.next_u64(), rng.next_u64());
@@ -77,7 +77,7 @@ impl SplitMix64 {
     /// # Examples
     ///
     /// ```
-    /// use backoff::SplitMix64;
+    /// use supervisor_backoff::SplitMix64;
     ///
     /// let mut rng = SplitMix64::new(42);
     /// for _ in 0..100 {

@@ -111,7 +111,7 @@ impl Schedule {
 /// ```
 /// use core::time::Duration;
 ///
-/// use backoff::BackoffConfig;
+/// use supervisor_backoff::BackoffConfig;
 ///
 /// fn connect(tries: &mut u32) -> Result<(), &'static str> {
 ///     *tries += 1;
@@ -134,7 +134,7 @@ impl Schedule {
 /// assert_eq!(result, Ok(()));
 /// assert_eq!(tries, 3);
 /// assert!(slept <= Duration::from_millis(10 + 20));
-/// # Ok::<(), backoff::InvalidBackoff>(())
+/// # Ok::<(), supervisor_backoff::InvalidBackoff>(())
 /// ```
 #[derive(Debug, Clone)]
 #[must_use = "iterators are lazy and do nothing unless consumed"]
@@ -157,12 +157,12 @@ impl BackoffIter {
     /// # Examples
     ///
     /// ```
-    /// use backoff::BackoffConfig;
+    /// use supervisor_backoff::BackoffConfig;
     ///
     /// let delays = BackoffConfig::default().iter(1)?.with_max_attempts(3);
     /// assert_eq!(delays.size_hint(), (3, Some(3)));
     /// assert_eq!(delays.count(), 3);
-    /// # Ok::<(), backoff::InvalidBackoff>(())
+    /// # Ok::<(), supervisor_backoff::InvalidBackoff>(())
     /// ```
     pub const fn with_max_attempts(mut self, max_attempts: u32) -> Self {
         self.max_attempts = Some(max_attempts);
@@ -175,13 +175,13 @@ impl BackoffIter {
     /// # Examples
     ///
     /// ```
-    /// use backoff::BackoffConfig;
+    /// use supervisor_backoff::BackoffConfig;
     ///
     /// let mut delays = BackoffConfig::default().iter(1)?;
     /// assert_eq!(delays.attempt(), 0);
     /// let _ = delays.next();
     /// assert_eq!(delays.attempt(), 1);
-    /// # Ok::<(), backoff::InvalidBackoff>(())
+    /// # Ok::<(), supervisor_backoff::InvalidBackoff>(())
     /// ```
     #[must_use]
     pub const fn attempt(&self) -> u32 {

@@ -13,7 +13,7 @@ use crate::{BackoffConfig, InvalidBackoff};
 /// ```
 /// use core::time::Duration;
 ///
-/// use backoff::{BackoffAction, BackoffConfig, BackoffState, Jitter};
+/// use supervisor_backoff::{BackoffAction, BackoffConfig, BackoffState, Jitter};
 ///
 /// let config = BackoffConfig::default()
 ///     .with_jitter(Jitter::None)
@@ -25,7 +25,7 @@ use crate::{BackoffConfig, InvalidBackoff};
 ///         assert_eq!((failures, max_retries), (1, 0));
 ///     }
 /// }
-/// # Ok::<(), backoff::InvalidBackoff>(())
+/// # Ok::<(), supervisor_backoff::InvalidBackoff>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
@@ -102,7 +102,7 @@ pub enum BackoffAction {
 /// ```
 /// use core::time::Duration;
 ///
-/// use backoff::{BackoffAction, BackoffConfig, BackoffState, Jitter};
+/// use supervisor_backoff::{BackoffAction, BackoffConfig, BackoffState, Jitter};
 ///
 /// let config = BackoffConfig::new(Duration::from_secs(1), Duration::from_secs(60))
 ///     .with_jitter(Jitter::None)
@@ -142,7 +142,7 @@ pub enum BackoffAction {
 ///     state.next_backoff(now),
 ///     BackoffAction::CircuitOpen { failures: 4, max_retries: 3 }
 /// );
-/// # Ok::<(), backoff::InvalidBackoff>(())
+/// # Ok::<(), supervisor_backoff::InvalidBackoff>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct BackoffState {
@@ -173,7 +173,7 @@ impl BackoffState {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::{BackoffConfig, BackoffState, InvalidBackoff};
+    /// use supervisor_backoff::{BackoffConfig, BackoffState, InvalidBackoff};
     ///
     /// let state = BackoffState::new(BackoffConfig::default(), 7)?;
     /// assert_eq!(state.attempt(), 0);
@@ -222,7 +222,7 @@ impl BackoffState {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::{BackoffAction, BackoffConfig, BackoffState, Jitter};
+    /// use supervisor_backoff::{BackoffAction, BackoffConfig, BackoffState, Jitter};
     ///
     /// let config = BackoffConfig::new(Duration::from_secs(1), Duration::from_secs(60))
     ///     .with_jitter(Jitter::None)
@@ -236,7 +236,7 @@ impl BackoffState {
     ///     BackoffAction::CircuitOpen { failures: 2, max_retries: 1 }
     /// );
     /// assert_eq!(state.attempt(), 1);
-    /// # Ok::<(), backoff::InvalidBackoff>(())
+    /// # Ok::<(), supervisor_backoff::InvalidBackoff>(())
     /// ```
     pub fn next_backoff(&mut self, now: Duration) -> BackoffAction {
         if let Some(breaker) = self.config.circuit_breaker() {
@@ -265,14 +265,14 @@ impl BackoffState {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::{BackoffConfig, BackoffState};
+    /// use supervisor_backoff::{BackoffConfig, BackoffState};
     ///
     /// let mut state = BackoffState::new(BackoffConfig::default(), 0)?;
     /// let _ = state.next_backoff(Duration::ZERO);
     /// assert_eq!(state.attempt(), 1);
     /// state.reset();
     /// assert_eq!(state.attempt(), 0);
-    /// # Ok::<(), backoff::InvalidBackoff>(())
+    /// # Ok::<(), supervisor_backoff::InvalidBackoff>(())
     /// ```
     #[must_use]
     pub const fn attempt(&self) -> u32 {
@@ -287,13 +287,13 @@ impl BackoffState {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::{BackoffConfig, BackoffState};
+    /// use supervisor_backoff::{BackoffConfig, BackoffState};
     ///
     /// let config = BackoffConfig::default().with_circuit_breaker(5, Duration::from_secs(10));
     /// let mut state = BackoffState::new(config, 0)?;
     /// let _ = state.next_backoff(Duration::ZERO);
     /// assert_eq!(state.failures_in_window(), 1);
-    /// # Ok::<(), backoff::InvalidBackoff>(())
+    /// # Ok::<(), supervisor_backoff::InvalidBackoff>(())
     /// ```
     #[must_use]
     pub fn failures_in_window(&self) -> u32 {
@@ -336,7 +336,7 @@ impl BackoffState {
     /// ```
     /// use core::time::Duration;
     ///
-    /// use backoff::{BackoffConfig, BackoffState};
+    /// use supervisor_backoff::{BackoffConfig, BackoffState};
     ///
     /// let config = BackoffConfig::default().with_cooldown(Duration::from_secs(60));
     /// let mut state = BackoffState::new(config, 0)?;
@@ -344,7 +344,7 @@ impl BackoffState {
     /// state.record_start(Duration::from_secs(100));
     /// assert!(!state.maybe_reset_on_cooldown(Duration::from_secs(159)));
     /// assert!(state.maybe_reset_on_cooldown(Duration::from_secs(160)));
-    /// # Ok::<(), backoff::InvalidBackoff>(())
+    /// # Ok::<(), supervisor_backoff::InvalidBackoff>(())
     /// ```
     pub fn maybe_reset_on_cooldown(&mut self, now: Duration) -> bool {
         let Some(start) = self.run_started else {

@@ -14,7 +14,7 @@ use crate::ServicePhase;
 ///
 /// ```
 /// use core::time::Duration;
-/// use lifecycle::{ServiceLifecycle, ServicePhase};
+/// use supervisor_lifecycle::{ServiceLifecycle, ServicePhase};
 ///
 /// let mut lifecycle = ServiceLifecycle::new("feed", Duration::ZERO);
 /// let error = lifecycle.transition_to_restarting(Duration::from_secs(1)).unwrap_err();
@@ -72,7 +72,7 @@ impl std::error::Error for InvalidTransition {}
 ///
 /// ```
 /// use core::time::Duration;
-/// use lifecycle::{FailureKind, ServiceLifecycle, ServicePhase};
+/// use supervisor_lifecycle::{FailureKind, ServiceLifecycle, ServicePhase};
 ///
 /// let mut lifecycle = ServiceLifecycle::new("feed", Duration::ZERO);
 /// let error = lifecycle.record_failure(FailureKind::Error, "connection reset").unwrap_err();

@@ -7,7 +7,7 @@ use core::fmt;
 /// # Examples
 ///
 /// ```
-/// use lifecycle::FailureKind;
+/// use supervisor_lifecycle::FailureKind;
 ///
 /// assert_eq!(FailureKind::Panic.as_str(), "panic");
 /// assert_eq!(FailureKind::Timeout.to_string(), "timeout");
@@ -62,7 +62,7 @@ impl fmt::Display for FailureKind {
 /// # Examples
 ///
 /// ```
-/// use lifecycle::{FailureCounts, FailureKind};
+/// use supervisor_lifecycle::{FailureCounts, FailureKind};
 ///
 /// let mut failures = FailureCounts::default();
 /// failures.record(FailureKind::Error);

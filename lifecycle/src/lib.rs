@@ -43,7 +43,7 @@
 //!
 //! ```
 //! use core::time::Duration;
-//! use lifecycle::{FailureKind, ServiceLifecycle, ServicePhase, TerminationReason};
+//! use supervisor_lifecycle::{FailureKind, ServiceLifecycle, ServicePhase, TerminationReason};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let at = Duration::from_millis;
@@ -95,3 +95,8 @@ pub use crate::machine::ServiceLifecycle;
 pub use crate::phase::ServicePhase;
 pub use crate::reason::TerminationReason;
 pub use crate::snapshot::ServiceLifecycleSnapshot;
+
+// The README's example is a doctest too, so that it stays true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -57,7 +57,7 @@ use crate::{
 ///
 /// ```
 /// use core::time::Duration;
-/// use lifecycle::{FailureKind, ServiceLifecycle, ServicePhase, TerminationReason};
+/// use supervisor_lifecycle::{FailureKind, ServiceLifecycle, ServicePhase, TerminationReason};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let secs = Duration::from_secs;
@@ -109,7 +109,7 @@ impl ServiceLifecycle {
     ///
     /// ```
     /// use core::time::Duration;
-    /// use lifecycle::{ServiceLifecycle, ServicePhase};
+    /// use supervisor_lifecycle::{ServiceLifecycle, ServicePhase};
     ///
     /// let lifecycle = ServiceLifecycle::new("risk-engine", Duration::from_secs(5));
     /// assert_eq!(lifecycle.name(), "risk-engine");
@@ -146,7 +146,7 @@ impl ServiceLifecycle {
     /// ```
     /// use core::time::Duration;
     /// use std::sync::Arc;
-    /// use lifecycle::ServiceLifecycle;
+    /// use supervisor_lifecycle::ServiceLifecycle;
     ///
     /// let name: Arc<str> = Arc::from("feed");
     /// let lifecycle = ServiceLifecycle::new(Arc::clone(&name), Duration::ZERO);
@@ -176,9 +176,9 @@ impl ServiceLifecycle {
     ///
     /// ```
     /// use core::time::Duration;
-    /// use lifecycle::ServiceLifecycle;
+    /// use supervisor_lifecycle::ServiceLifecycle;
     ///
-    /// # fn main() -> Result<(), lifecycle::InvalidTransition> {
+    /// # fn main() -> Result<(), supervisor_lifecycle::InvalidTransition> {
     /// let mut lifecycle = ServiceLifecycle::new("feed", Duration::ZERO);
     /// assert_eq!(lifecycle.restart_count(), 0);
     /// lifecycle.transition_to_running(Duration::ZERO)?;
@@ -240,7 +240,7 @@ impl ServiceLifecycle {
     ///
     /// ```
     /// use core::time::Duration;
-    /// use lifecycle::ServiceLifecycle;
+    /// use supervisor_lifecycle::ServiceLifecycle;
     ///
     /// let lifecycle = ServiceLifecycle::new("feed", Duration::from_secs(10));
     /// assert_eq!(lifecycle.time_in_phase(Duration::from_secs(12)), Duration::from_secs(2));
@@ -261,9 +261,9 @@ impl ServiceLifecycle {
     ///
     /// ```
     /// use core::time::Duration;
-    /// use lifecycle::ServiceLifecycle;
+    /// use supervisor_lifecycle::ServiceLifecycle;
     ///
-    /// # fn main() -> Result<(), lifecycle::InvalidTransition> {
+    /// # fn main() -> Result<(), supervisor_lifecycle::InvalidTransition> {
     /// let secs = Duration::from_secs;
     /// let mut lifecycle = ServiceLifecycle::new("feed", secs(0));
     /// lifecycle.transition_to_running(secs(10))?;
@@ -362,9 +362,9 @@ impl ServiceLifecycle {
     ///
     /// ```
     /// use core::time::Duration;
-    /// use lifecycle::{ServiceLifecycle, TerminationReason};
+    /// use supervisor_lifecycle::{ServiceLifecycle, TerminationReason};
     ///
-    /// # fn main() -> Result<(), lifecycle::InvalidTransition> {
+    /// # fn main() -> Result<(), supervisor_lifecycle::InvalidTransition> {
     /// let mut lifecycle = ServiceLifecycle::new("feed", Duration::ZERO);
     /// lifecycle.transition_to_running(Duration::ZERO)?;
     /// lifecycle.transition_to_terminated(Duration::from_secs(3), TerminationReason::Completed)?;
@@ -405,7 +405,7 @@ impl ServiceLifecycle {
     ///
     /// ```
     /// use core::time::Duration;
-    /// use lifecycle::{FailureKind, ServiceLifecycle};
+    /// use supervisor_lifecycle::{FailureKind, ServiceLifecycle};
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let mut lifecycle = ServiceLifecycle::new("feed", Duration::ZERO);
@@ -436,9 +436,9 @@ impl ServiceLifecycle {
     ///
     /// ```
     /// use core::time::Duration;
-    /// use lifecycle::{ServiceLifecycle, ServicePhase};
+    /// use supervisor_lifecycle::{ServiceLifecycle, ServicePhase};
     ///
-    /// # fn main() -> Result<(), lifecycle::InvalidTransition> {
+    /// # fn main() -> Result<(), supervisor_lifecycle::InvalidTransition> {
     /// let mut lifecycle = ServiceLifecycle::new("feed", Duration::ZERO);
     /// lifecycle.transition_to_running(Duration::from_secs(1))?;
     /// let snapshot = lifecycle.snapshot(Duration::from_secs(4));

@@ -38,7 +38,7 @@ use core::fmt;
 /// # Examples
 ///
 /// ```
-/// use lifecycle::ServicePhase;
+/// use supervisor_lifecycle::ServicePhase;
 ///
 /// assert!(ServicePhase::Running.can_transition_to(ServicePhase::BackingOff));
 /// assert!(!ServicePhase::Terminated.can_transition_to(ServicePhase::Running));
@@ -73,7 +73,7 @@ impl ServicePhase {
     /// # Examples
     ///
     /// ```
-    /// use lifecycle::ServicePhase;
+    /// use supervisor_lifecycle::ServicePhase;
     ///
     /// let alive = ServicePhase::ALL.iter().filter(|phase| phase.is_alive()).count();
     /// assert_eq!(alive, 5);
@@ -95,7 +95,7 @@ impl ServicePhase {
     /// # Examples
     ///
     /// ```
-    /// use lifecycle::ServicePhase;
+    /// use supervisor_lifecycle::ServicePhase;
     ///
     /// assert_eq!(
     ///     ServicePhase::Stopping.successors(),
@@ -121,7 +121,7 @@ impl ServicePhase {
     /// # Examples
     ///
     /// ```
-    /// use lifecycle::ServicePhase;
+    /// use supervisor_lifecycle::ServicePhase;
     ///
     /// assert!(ServicePhase::Starting.can_transition_to(ServicePhase::Running));
     /// assert!(ServicePhase::Restarting.can_transition_to(ServicePhase::Running));
@@ -139,7 +139,7 @@ impl ServicePhase {
     /// # Examples
     ///
     /// ```
-    /// use lifecycle::ServicePhase;
+    /// use supervisor_lifecycle::ServicePhase;
     ///
     /// assert!(ServicePhase::Stopping.is_alive());
     /// assert!(!ServicePhase::Terminated.is_alive());
@@ -164,7 +164,7 @@ impl ServicePhase {
     /// # Examples
     ///
     /// ```
-    /// use lifecycle::ServicePhase;
+    /// use supervisor_lifecycle::ServicePhase;
     ///
     /// assert_eq!(ServicePhase::Terminated.as_str(), "terminated");
     /// ```

@@ -27,7 +27,7 @@ use core::time::Duration;
 /// # Examples
 ///
 /// ```
-/// use lifecycle::TerminationReason;
+/// use supervisor_lifecycle::TerminationReason;
 ///
 /// let reason = TerminationReason::CircuitBreakerOpen { failures: 6, max_retries: 5 };
 /// assert_eq!(reason.kind(), "circuit_breaker_open");
@@ -79,7 +79,7 @@ impl TerminationReason {
     /// # Examples
     ///
     /// ```
-    /// use lifecycle::TerminationReason;
+    /// use supervisor_lifecycle::TerminationReason;
     ///
     /// assert_eq!(TerminationReason::Panicked("boom".into()).kind(), "panicked");
     /// ```
@@ -105,7 +105,7 @@ impl TerminationReason {
     /// # Examples
     ///
     /// ```
-    /// use lifecycle::TerminationReason;
+    /// use supervisor_lifecycle::TerminationReason;
     ///
     /// assert!(!TerminationReason::Cancelled.is_failure());
     /// assert!(TerminationReason::Unrecoverable("disk full".into()).is_failure());

@@ -18,9 +18,9 @@ use crate::{FailureCounts, ServicePhase, TerminationReason};
 ///
 /// ```
 /// use core::time::Duration;
-/// use lifecycle::{ServiceLifecycle, TerminationReason};
+/// use supervisor_lifecycle::{ServiceLifecycle, TerminationReason};
 ///
-/// # fn main() -> Result<(), lifecycle::InvalidTransition> {
+/// # fn main() -> Result<(), supervisor_lifecycle::InvalidTransition> {
 /// let mut lifecycle = ServiceLifecycle::new("feed", Duration::ZERO);
 /// lifecycle.transition_to_terminated(Duration::ZERO, TerminationReason::Cancelled)?;
 /// let snapshot = lifecycle.snapshot(Duration::ZERO);
@@ -63,9 +63,9 @@ impl ServiceLifecycleSnapshot {
     ///
     /// ```
     /// use core::time::Duration;
-    /// use lifecycle::ServiceLifecycle;
+    /// use supervisor_lifecycle::ServiceLifecycle;
     ///
-    /// # fn main() -> Result<(), lifecycle::InvalidTransition> {
+    /// # fn main() -> Result<(), supervisor_lifecycle::InvalidTransition> {
     /// let mut lifecycle = ServiceLifecycle::new("feed", Duration::ZERO);
     /// assert_eq!(lifecycle.snapshot(Duration::ZERO).restart_count(), 0);
     /// lifecycle.transition_to_running(Duration::ZERO)?;

@@ -9,9 +9,9 @@
 //!   tree with a drain timeout.
 //! - [`Service`] is what you implement (or build with [`service_fn`]); its
 //!   [`RestartPolicy`] says when it is restarted.
-//! - [`BackoffConfig`] (from the `backoff` crate) sets the restart delays and
-//!   the circuit breaker; [`ServiceLifecycleSnapshot`] (from `lifecycle`) is
-//!   what you read back.
+//! - [`BackoffConfig`] (from the `supervisor-backoff` crate) sets the restart
+//!   delays and the circuit breaker; [`ServiceLifecycleSnapshot`] (from
+//!   `supervisor-lifecycle`) is what you read back.
 //! - Metrics go to the built-in [`SupervisorMetrics`] and to any
 //!   [`MetricsSink`] added with [`SupervisorConfig::with_metrics_sink`].
 //!
@@ -95,3 +95,8 @@ pub use supervisor::{DrainReport, ServiceHandle, Supervisor};
 pub use supervisor_metrics::{
     FailureCounts, FailureKind, MetricsSink, MetricsSnapshot, NoopSink, SupervisorMetrics,
 };
+
+// The README's example is a doctest too, so that it stays true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

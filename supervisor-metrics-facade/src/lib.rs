@@ -16,8 +16,8 @@
 //! (`metrics-exporter-prometheus`, StatsD, OpenTelemetry bridges, …) and want
 //! the supervisor's series next to their own. To expose to Prometheus directly
 //! with its official client, use `supervisor-prometheus` instead. Like every
-//! adapter, this crate depends on `supervisor-metrics` and `lifecycle`, never
-//! on `supervisor-core` or a runtime.
+//! adapter, this crate depends on `supervisor-metrics` only, never on
+//! `supervisor-core` or a runtime.
 //!
 //! # Feature flags
 //!
@@ -476,3 +476,8 @@ mod tests {
         assert_eq!(&*names.backoff_delay, "ingest_backoff_delay_seconds");
     }
 }
+
+// The README's example is a doctest too, so that it stays true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

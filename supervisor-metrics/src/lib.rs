@@ -96,3 +96,8 @@ pub use crate::counters::{MetricsSnapshot, SupervisorMetrics};
 pub use crate::map::{ServiceEntry, ServiceMap};
 pub use crate::prefix::{InvalidPrefix, validate_prefix};
 pub use crate::sink::{MetricsSink, NoopSink};
+
+// The README's example is a doctest too, so that it stays true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

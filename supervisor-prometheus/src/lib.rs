@@ -18,10 +18,11 @@
 //!
 //! # Who should depend on this crate
 //!
-//! Binaries that run a supervisor and expose its metrics to Prometheus. The
-//! crate depends on `supervisor-metrics` and `lifecycle` only, never on
-//! `supervisor-core`, and on tokio only with the `server` feature: libraries
-//! that already have an HTTP stack use [`render`] from their own handler.
+//! Binaries that run a supervisor and expose its metrics to Prometheus. Of the
+//! supervisor's crates, this one depends on `supervisor-metrics` only, never
+//! on `supervisor-core`, and it depends on tokio only with the `server`
+//! feature: libraries that already have an HTTP stack use [`render`] from
+//! their own handler.
 //! For other back-ends through the `metrics` facade, use
 //! `supervisor-metrics-facade` instead.
 //!
@@ -122,3 +123,8 @@ pub use self::server::{
 pub use self::sink::{
     DEFAULT_PREFIX, InvalidPrefix, PrometheusSink, SeriesHandle, UPTIME_BUCKETS_SECONDS,
 };
+
+// The README's example is a doctest too, so that it stays true to the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,10 +1,12 @@
 //! `cargo xtask`: every check of the workspace behind one command.
 //!
 //! ```text
-//! cargo xtask ci      # everything CI runs, in order, failing fast
-//! cargo xtask deps    # only the dependency-isolation check
-//! cargo xtask bench   # the benchmarks, release build (a few minutes); `--smoke`: tiny N
-//! cargo xtask mutants # cargo-mutants on the pure crates (slow; not part of ci)
+//! cargo xtask ci          # everything CI runs, in order, failing fast
+//! cargo xtask deps        # only the dependency-isolation check
+//! cargo xtask unused-deps # only the check that every declared dependency is used
+//! cargo xtask package     # only the packaging check (publish dry run of the libraries)
+//! cargo xtask bench       # the benchmarks, release build (a few minutes); `--smoke`: tiny N
+//! cargo xtask mutants     # cargo-mutants on the pure crates (slow; not part of ci)
 //! ```
 //!
 //! Kept deliberately small: `anyhow` and `std::process`, one `match` on the task
@@ -14,6 +16,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::env;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -21,7 +24,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 /// Crates that must never depend on an async runtime.
-const PURE_CRATES: &[&str] = &["backoff", "lifecycle", "supervisor-metrics"];
+const PURE_CRATES: &[&str] = &[
+    "supervisor-backoff",
+    "supervisor-lifecycle",
+    "supervisor-metrics",
+];
 
 /// Runtime crates none of the pure crates may pull in.
 const RUNTIMES: &[&str] = &["tokio", "tokio-util", "async-std", "smol", "futures", "mio"];
@@ -48,10 +55,12 @@ fn main() -> Result<()> {
     match task.as_str() {
         "ci" => ci(),
         "deps" => step("dependency isolation", check_dependency_isolation),
+        "unused-deps" => step("unused dependencies", check_unused_dependencies),
+        "package" => step("packaging", check_packaging),
         "mutants" => mutants(),
         "bench" => bench(),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <ci|deps|bench [--smoke]|mutants>");
+            println!("usage: cargo xtask <ci|deps|unused-deps|package|bench [--smoke]|mutants>");
             Ok(())
         }
         other => bail!("unknown task `{other}`; try `cargo xtask help`"),
@@ -79,13 +88,16 @@ fn ci() -> Result<()> {
             &[],
         )
     })?;
-    step("clippy (backoff, no_std)", || {
+    // `backoff` is `no_std` whatever its features; with none it has no
+    // dependency at all (the isolation step checks that), and this step and the
+    // backoff test step below check that build.
+    step("clippy (backoff with no feature)", || {
         cargo(
             &[
                 "clippy",
                 "--locked",
                 "-p",
-                "backoff",
+                "supervisor-backoff",
                 "--no-default-features",
                 "--",
                 "-D",
@@ -94,6 +106,7 @@ fn ci() -> Result<()> {
             &[],
         )
     })?;
+    step("unused dependencies", check_unused_dependencies)?;
     step("dependency isolation", check_dependency_isolation)?;
     step(
         "fetch prometheus + promtool (Debian package, unpacked)",
@@ -109,9 +122,15 @@ fn ci() -> Result<()> {
         "bench smoke (tiny N, checks counters, no timing targets)",
         bench_smoke,
     )?;
-    step("tests (backoff without std)", || {
+    step("tests (backoff with no feature)", || {
         cargo(
-            &["test", "--locked", "-p", "backoff", "--no-default-features"],
+            &[
+                "test",
+                "--locked",
+                "-p",
+                "supervisor-backoff",
+                "--no-default-features",
+            ],
             &[("PROPTEST_CASES", "256")],
         )
     })?;
@@ -133,11 +152,30 @@ fn ci() -> Result<()> {
             &[("RUSTDOCFLAGS", "-D warnings")],
         )
     })?;
+    step(
+        "packaging (publish dry run of the library crates)",
+        check_packaging,
+    )?;
     println!(
         "\nxtask ci: all checks passed in {:.1}s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Every publishable crate packages, and builds from its `.crate` alone.
+///
+/// `cargo publish --workspace --dry-run` takes each member whose manifest
+/// does not say `publish = false` (the library crates), packages it, resolves
+/// the unpublished crates it depends on through a local overlay registry,
+/// builds the unpacked package, and uploads nothing. It needs cargo 1.90
+/// (multi-package publishing) and the crates.io index. Every crate is
+/// verified: on 2 vCPUs this takes about 14 s as the last step of `ci`, which
+/// has built the dependencies it reuses (17 s from an empty target folder). No
+/// `--allow-dirty`: CI works on a clean clone, and a file left uncommitted in
+/// a package folder (tracked or not, unless ignored) is what this should catch.
+fn check_packaging() -> Result<()> {
+    cargo(&["publish", "--locked", "--workspace", "--dry-run"], &[])
 }
 
 /// The adapter's tests run `promtool` and a real Prometheus server; Debian's
@@ -179,15 +217,160 @@ fn mutants() -> Result<()> {
             &[
                 "mutants",
                 "-p",
-                "backoff",
+                "supervisor-backoff",
                 "-p",
-                "lifecycle",
+                "supervisor-lifecycle",
                 "--timeout",
                 "120",
             ],
             &[("PROPTEST_CASES", "256")],
         )
     })
+}
+
+/// Every declared dependency is used.
+///
+/// Library targets: rustc's `unused_crate_dependencies` lint, which is exact
+/// (cargo caps the lints of registry crates, so it fires for ours only).
+/// It would be noise on the other targets, since each test, example and
+/// doctest sees every dev-dependency and uses only some. So for the
+/// dev-dependencies, and for the dependencies of binary-only packages, the
+/// declared name must appear as a crate path (`name::`, `use name`, `extern
+/// crate name`) in some `.rs` file of the package: a textual check, which a
+/// mention in a comment can fool, but which catches a forgotten dependency.
+fn check_unused_dependencies() -> Result<()> {
+    cargo(
+        &[
+            "clippy",
+            "--locked",
+            "--workspace",
+            "--lib",
+            "--all-features",
+            "--",
+            "-D",
+            "unused_crate_dependencies",
+        ],
+        &[],
+    )?;
+    let root = fs::read_to_string("Cargo.toml").context("cannot read Cargo.toml")?;
+    let mut unused = Vec::new();
+    for member in workspace_members(&root) {
+        let folder = Path::new(&member);
+        let manifest = fs::read_to_string(folder.join("Cargo.toml"))
+            .with_context(|| format!("cannot read {member}/Cargo.toml"))?;
+        let mut sources = String::new();
+        for file in rust_files(folder)? {
+            sources.push_str(
+                &fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?,
+            );
+            sources.push('\n');
+        }
+        let dependencies = declared_dependencies(&manifest);
+        for dependency in &dependencies {
+            if !names_crate(&sources, &dependency.replace('-', "_")) {
+                unused.push(format!("{member}: {dependency}"));
+            }
+        }
+        println!("  {member}: {} declared dependencies", dependencies.len());
+    }
+    if !unused.is_empty() {
+        bail!(
+            "declared but never named in the package's sources: {}",
+            unused.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The folders of `members = [...]` in the root manifest.
+fn workspace_members(root_manifest: &str) -> Vec<String> {
+    let Some((_, list)) = root_manifest.split_once("members = [") else {
+        return Vec::new();
+    };
+    let list = list.split_once(']').map_or(list, |(list, _)| list);
+    list.split(',')
+        .map(|member| member.trim().trim_matches('"').to_owned())
+        .filter(|member| !member.is_empty())
+        .collect()
+}
+
+/// The keys of every dependency table of a member manifest (the names the
+/// code uses, renames included): `[dependencies]`, `[dev-dependencies]`,
+/// `[build-dependencies]`, their `[target.….dependencies]` forms, and
+/// `[dependencies.name]` headers. Reads the line-per-dependency layout of this
+/// workspace; the lines of a multi-line array are skipped.
+fn declared_dependencies(manifest: &str) -> Vec<String> {
+    const TABLES: &[&str] = &["dependencies", "dev-dependencies", "build-dependencies"];
+    let mut names = Vec::new();
+    let mut in_table = false;
+    let mut depth = 0_i32;
+    for line in manifest.lines() {
+        let line = line.split_once('#').map_or(line, |(code, _)| code).trim();
+        let continued = depth > 0;
+        depth += line.matches(['[', '{']).count() as i32;
+        depth -= line.matches([']', '}']).count() as i32;
+        if continued || line.is_empty() {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix('[') {
+            let segments: Vec<&str> = header.trim_end_matches(']').split('.').collect();
+            in_table = false;
+            match segments.as_slice() {
+                [.., table] if TABLES.contains(table) => in_table = true,
+                [.., table, name] if TABLES.contains(table) => names.push((*name).to_owned()),
+                _ => {}
+            }
+            continue;
+        }
+        if in_table {
+            let key = line.split(['=', '.']).next().unwrap_or_default();
+            names.push(key.trim().trim_matches('"').to_owned());
+        }
+    }
+    names
+}
+
+/// Whether `sources` use the crate `name` (`name::…`, `use name`, `extern crate
+/// name`), not counting a path segment of something else (`other::name::…`).
+fn names_crate(sources: &str, name: &str) -> bool {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    sources.match_indices(name).any(|(at, _)| {
+        let before = &sources[..at];
+        let after = &sources[at + name.len()..];
+        if before.ends_with(is_ident) || after.starts_with(is_ident) {
+            return false;
+        }
+        if let Some(path) = before.strip_suffix("::") {
+            return !path.ends_with(is_ident);
+        }
+        after.starts_with("::") || before.ends_with("use ") || before.ends_with("extern crate ")
+    })
+}
+
+/// The `.rs` files under `folder`, skipping `target` and hidden folders.
+fn rust_files(folder: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries =
+            fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
+        for entry in entries {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if path.is_dir() {
+                if name != "target" && !name.starts_with('.') {
+                    pending.push(path);
+                }
+            } else if name.ends_with(".rs") {
+                files.push(path);
+            }
+        }
+    }
+    Ok(files)
 }
 
 /// `cargo tree` resolves the same graph as `cargo metadata`; we read its flat
@@ -199,11 +382,12 @@ fn check_dependency_isolation() -> Result<()> {
             if let Some(runtime) = tree.iter().find(|name| RUNTIMES.contains(&name.as_str())) {
                 bail!("`{krate}` must not depend on a runtime, but it pulls in `{runtime}`");
             }
-            if *krate == "backoff" && features == ["--no-default-features"] {
-                let deps: Vec<&String> = tree.iter().filter(|name| *name != "backoff").collect();
+            if *krate == "supervisor-backoff" && features == ["--no-default-features"] {
+                let deps: Vec<&String> =
+                    tree.iter().filter(|name| name.as_str() != *krate).collect();
                 if !deps.is_empty() {
                     bail!(
-                        "`backoff` without default features must have no dependency, found {deps:?}"
+                        "`{krate}` without default features must have no dependency, found {deps:?}"
                     );
                 }
             }

@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
-use backoff::{BackoffAction, BackoffConfig, BackoffState, Jitter, MAX_BREAKER_RETRIES, MAX_DELAY};
 use proptest::prelude::*;
+use supervisor_backoff::{
+    BackoffAction, BackoffConfig, BackoffState, Jitter, MAX_BREAKER_RETRIES, MAX_DELAY,
+};
 
 use crate::support::{Event, ModelState, events, scaled_config, seed, valid_config};
 

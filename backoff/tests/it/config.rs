@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use backoff::{BackoffConfig, InvalidBackoff, Jitter, MAX_BREAKER_RETRIES, MAX_DELAY};
+use supervisor_backoff::{BackoffConfig, InvalidBackoff, Jitter, MAX_BREAKER_RETRIES, MAX_DELAY};
 
 const NS: Duration = Duration::from_nanos(1);
 const MINUTE: Duration = Duration::from_secs(60);

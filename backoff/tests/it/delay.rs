@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use backoff::{BackoffConfig, Jitter, MAX_DELAY};
 use proptest::prelude::*;
+use supervisor_backoff::{BackoffConfig, Jitter, MAX_DELAY};
 
 use crate::support::{
     any_duration, assert_close_to_model, attempt, base_and_max, multiplier, seed, valid_config,

@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use backoff::{BackoffConfig, Jitter, MAX_DELAY, SplitMix64};
 use proptest::prelude::*;
+use supervisor_backoff::{BackoffConfig, Jitter, MAX_DELAY, SplitMix64};
 
 use crate::support::{ModelRng, ModelSchedule, jitter, nanos, seed, valid_config};
 

@@ -1,4 +1,4 @@
-//! Behaviour tests of the `backoff` crate: properties checked against reference models.
+//! Behaviour tests of the `supervisor-backoff` crate: properties checked against reference models.
 //!
 //! One test binary (matklad, "Delete Cargo Integration Tests"); the models and
 //! the strategies live in `support`. The number of proptest cases comes from

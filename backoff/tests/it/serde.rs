@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use backoff::{BackoffConfig, Jitter};
+use supervisor_backoff::{BackoffConfig, Jitter};
 
 #[test]
 fn a_config_round_trips() {
@@ -56,7 +56,7 @@ fn unknown_fields_are_rejected_and_invalid_values_caught_by_validate() {
     let config: BackoffConfig = serde_json::from_str(r#"{"multiplier": 0.5}"#).unwrap();
     assert_eq!(
         config.validate(),
-        Err(backoff::InvalidBackoff::MultiplierBelowOne)
+        Err(supervisor_backoff::InvalidBackoff::MultiplierBelowOne)
     );
     let config: BackoffConfig = serde_json::from_str(r#"{"circuit_breaker": null}"#).unwrap();
     assert_eq!(config.circuit_breaker(), None);

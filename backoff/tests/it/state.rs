@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use backoff::{BackoffAction, BackoffConfig, BackoffState, Jitter};
 use proptest::prelude::*;
+use supervisor_backoff::{BackoffAction, BackoffConfig, BackoffState, Jitter};
 
 use crate::support::{ModelSchedule, any_duration, seed, valid_config};
 

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use backoff::{BackoffAction, BackoffConfig, Jitter, MAX_BREAKER_RETRIES, MAX_DELAY};
 use proptest::prelude::*;
+use supervisor_backoff::{BackoffAction, BackoffConfig, Jitter, MAX_BREAKER_RETRIES, MAX_DELAY};
 
 /// Nanoseconds of a duration known to be at most `MAX_DELAY`.
 pub(crate) fn nanos(duration: Duration) -> u64 {

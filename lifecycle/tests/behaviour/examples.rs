@@ -3,7 +3,7 @@
 use core::time::Duration;
 use std::sync::Arc;
 
-use lifecycle::{
+use supervisor_lifecycle::{
     FailureCounts, FailureKind, InvalidTransition, ServiceLifecycle, ServiceLifecycleSnapshot,
     ServicePhase, TerminationReason,
 };

@@ -3,8 +3,8 @@
 
 use core::time::Duration;
 
-use lifecycle::{ServiceLifecycle, ServicePhase, TerminationReason};
 use proptest::prelude::*;
+use supervisor_lifecycle::{ServiceLifecycle, ServicePhase, TerminationReason};
 
 use crate::support::{Model, Op, op, reason, time};
 
@@ -135,7 +135,7 @@ proptest! {
         }
         let snapshot = lifecycle.snapshot(now);
         let json = serde_json::to_string(&snapshot).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let back: lifecycle::ServiceLifecycleSnapshot =
+        let back: supervisor_lifecycle::ServiceLifecycleSnapshot =
             serde_json::from_str(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(back, snapshot);
     }
@@ -143,7 +143,7 @@ proptest! {
     #[test]
     fn reasons_round_trip_through_json(reason in reason()) {
         let json = serde_json::to_string(&reason).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let back: lifecycle::TerminationReason =
+        let back: supervisor_lifecycle::TerminationReason =
             serde_json::from_str(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(back, reason);
     }

@@ -4,7 +4,7 @@ use core::time::Duration;
 use std::collections::HashSet;
 use std::error::Error;
 
-use lifecycle::{FailureKind, ServiceLifecycle, ServicePhase, TerminationReason};
+use supervisor_lifecycle::{FailureKind, ServiceLifecycle, ServicePhase, TerminationReason};
 
 use crate::support::expected_kind;
 

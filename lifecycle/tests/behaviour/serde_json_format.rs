@@ -2,10 +2,10 @@
 
 use core::time::Duration;
 
-use lifecycle::{
+use serde_json::json;
+use supervisor_lifecycle::{
     FailureKind, ServiceLifecycle, ServiceLifecycleSnapshot, ServicePhase, TerminationReason,
 };
-use serde_json::json;
 
 #[test]
 fn phases_serialize_as_their_metric_labels() {

@@ -3,11 +3,11 @@
 
 use core::time::Duration;
 
-use lifecycle::{
+use proptest::prelude::*;
+use supervisor_lifecycle::{
     FailureCounts, FailureKind, ServiceLifecycle, ServiceLifecycleSnapshot, ServicePhase,
     TerminationReason,
 };
-use proptest::prelude::*;
 
 /// The model's own phases, mapped onto the crate's by [`real`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

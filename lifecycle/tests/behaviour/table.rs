@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use lifecycle::ServicePhase;
+use supervisor_lifecycle::ServicePhase;
 
 use crate::support::{ALLOWED, PHASES, allowed, real};
 
