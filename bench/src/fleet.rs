@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use supervisor_core::{BackoffConfig, SpawnOptions, Supervisor, SupervisorConfig};
+use supervisor_prometheus::PrometheusSink;
+use supervisor_prometheus::prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
 use tokio_graceful_shutdown::errors::GracefulShutdownError;
 use tokio_graceful_shutdown::{SubsystemBuilder, SubsystemHandle, Toplevel};
@@ -28,6 +30,8 @@ pub(crate) enum Variant {
     Raw,
     /// tokio-graceful-shutdown: one nested subsystem per service.
     Peer,
+    /// The project with a `PrometheusSink` attached (the sink scenario only).
+    ProjectPrometheus,
 }
 
 impl Variant {
@@ -38,6 +42,7 @@ impl Variant {
             Variant::Project => "project",
             Variant::Raw => "raw",
             Variant::Peer => "tgs",
+            Variant::ProjectPrometheus => "project+prometheus",
         }
     }
 
@@ -46,6 +51,7 @@ impl Variant {
             "project" => Ok(Variant::Project),
             "raw" => Ok(Variant::Raw),
             "tgs" => Ok(Variant::Peer),
+            "project+prometheus" => Ok(Variant::ProjectPrometheus),
             other => bail!("unknown variant `{other}`"),
         }
     }
@@ -70,6 +76,17 @@ pub(crate) fn supervisor() -> Supervisor {
     Supervisor::new(SupervisorConfig::default().without_signal_handler())
 }
 
+/// The same, with a `PrometheusSink` registered in a registry of its own.
+fn supervisor_with_prometheus() -> Supervisor {
+    let mut registry = Registry::default();
+    let sink = Arc::new(PrometheusSink::register(&mut registry));
+    Supervisor::new(
+        SupervisorConfig::default()
+            .without_signal_handler()
+            .with_metrics_sink(sink),
+    )
+}
+
 /// Running services, of one variant.
 #[derive(Debug)]
 pub(crate) enum Fleet {
@@ -89,6 +106,7 @@ impl Fleet {
     pub(crate) fn new(variant: Variant) -> Result<Self> {
         match variant {
             Variant::Project => Ok(Fleet::Project(supervisor())),
+            Variant::ProjectPrometheus => Ok(Fleet::Project(supervisor_with_prometheus())),
             Variant::Raw => Ok(Fleet::Raw {
                 root: CancellationToken::new(),
                 tracker: TaskTracker::new(),
@@ -107,7 +125,7 @@ impl Fleet {
         script: &Arc<Script>,
     ) -> Result<Self> {
         match variant {
-            Variant::Project => {
+            Variant::Project | Variant::ProjectPrometheus => {
                 let fleet = Self::new(variant)?;
                 for name in names.iter() {
                     fleet.spawn_supervised(name, script)?;

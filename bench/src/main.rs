@@ -21,11 +21,13 @@
 //! | 4 | restart cycle: one service failing 1M times, zero backoff | ns/restart |
 //! | 5 | burst: 1k and 100k services failing 10 times at once | ns/restart, and its growth with N |
 //! | 6 | `lifecycle_snapshots()` of 100k services during restarts | latency; restart slowdown |
-//! | 7 | `BackoffState::next_backoff` | ns/call, allocations (the `backoff-alloc` binary) |
+//! | 2b | 100k one-shot services, terminated | live heap bytes kept per service (the `alloc-count` binary) |
+//! | 4b | restart cycle with the Prometheus sink attached | ns/restart, ÷ without |
+//! | 7 | `BackoffState::next_backoff` | ns/call, allocations (the `alloc-count` binary) |
 //! | 8 | soak: 1M restarts of one failing service | RSS growth |
 //!
 //! Scenarios 1–3 and 8 run each measurement in a fresh process (this binary
-//! with the hidden `--child` argument); scenario 7 runs `backoff-alloc`, built
+//! with the hidden `--child` argument); scenarios 2b and 7 run `alloc-count`, built
 //! next to this binary, whose counting allocator would otherwise slow every
 //! other scenario.
 
@@ -86,8 +88,16 @@ fn main() -> Result<()> {
 }
 
 /// The scenario groups `--only` selects (for profiling one of them).
-const GROUPS: [&str; 7] = [
-    "idle", "memory", "restart", "burst", "snapshot", "backoff", "soak",
+const GROUPS: [&str; 9] = [
+    "idle",
+    "memory",
+    "restart",
+    "sinks",
+    "terminated",
+    "burst",
+    "snapshot",
+    "backoff",
+    "soak",
 ];
 
 /// Sizes of one run.
@@ -181,6 +191,12 @@ fn run(plan: &Plan, only: Option<&str>, out: &Path) -> Result<()> {
     if selected("restart") {
         figures.push(cycle_figure(plan)?);
     }
+    if selected("sinks") {
+        figures.push(sink_figure(plan)?);
+    }
+    if selected("terminated") {
+        figures.push(terminated_figure(plan, &exe)?);
+    }
     if selected("burst") {
         figures.extend(burst_figures(plan)?);
     }
@@ -237,6 +253,8 @@ fn scenario_order(scenario: &str) -> usize {
         "drain_cold",
         "drain_warm",
         "restart",
+        "restart_prometheus",
+        "terminated",
         "burst",
         "burst_flatness",
         "snapshot_latency",
@@ -383,6 +401,71 @@ fn cycle_figure(plan: &Plan) -> Result<Figure> {
     Ok(figure.check(Check::ratio_at_most("project ÷ raw", ratio, 1.5)))
 }
 
+/// Scenario 4b: the restart cycle with the Prometheus sink attached, against
+/// the same cycle with no sink, interleaved.
+fn sink_figure(plan: &Plan) -> Result<Figure> {
+    let mut samples: HashMap<&str, Vec<f64>> = HashMap::new();
+    for round in 1..=plan.rounds {
+        for variant in [Variant::Project, Variant::ProjectPrometheus] {
+            let ns = restart::cycle(variant, plan.restarts, plan.limit)?;
+            progress(&format!(
+                "restart cycle with sinks round {round}/{}: {variant} {ns:.0} ns/restart",
+                plan.rounds
+            ));
+            samples.entry(variant.as_str()).or_default().push(ns);
+        }
+    }
+    let of = |variant: Variant| median(&samples[variant.as_str()]);
+    let (with, without) = (of(Variant::ProjectPrometheus), of(Variant::Project));
+    Ok(Figure::new(
+        "restart_prometheus",
+        format!(
+            "4b restart cycle with the Prometheus sink attached, ns/restart (without: {without:.0} ns)"
+        ),
+        plan.restarts,
+        Unit::Ns,
+        with,
+    )
+    .check(Check::ratio_at_most(
+        "with sink ÷ without",
+        with / without,
+        1.5,
+    )))
+}
+
+/// Scenario 2b: the live heap bytes a terminated service keeps, through the
+/// `alloc-count` binary (a counting allocator: a resident set would also
+/// count the fragmentation the kept allocations cause).
+fn terminated_figure(plan: &Plan, exe: &Path) -> Result<Figure> {
+    let n = plan.memory_n;
+    let mut bytes: HashMap<&str, Vec<f64>> = HashMap::new();
+    for round in 1..=plan.memory_rounds {
+        for variant in [Variant::Project, Variant::Raw] {
+            let results = alloc_count(exe, &["terminated", variant.as_str(), &n.to_string()])?;
+            let per_service = results
+                .first()
+                .and_then(|result| result.get("bytes_per_service"))
+                .context("alloc-count terminated gave no bytes_per_service")?
+                .parse::<f64>()
+                .context("bytes_per_service is not a number")?;
+            progress(&format!(
+                "terminated n={n} round {round}/{}: {variant} keeps {per_service:.0} B/service",
+                plan.memory_rounds
+            ));
+            bytes.entry(variant.as_str()).or_default().push(per_service);
+        }
+    }
+    let of = |variant: Variant| median(&bytes[variant.as_str()]);
+    Ok(Figure::new(
+        "terminated",
+        "2b live heap bytes kept per terminated one-shot service (raw keeps nothing)",
+        n as u64,
+        Unit::Bytes,
+        of(Variant::Project),
+    )
+    .raw(of(Variant::Raw)))
+}
+
 /// Scenario 5.
 fn burst_figures(plan: &Plan) -> Result<Vec<Figure>> {
     let mut samples: BTreeMap<(usize, &str), Vec<f64>> = BTreeMap::new();
@@ -506,38 +589,30 @@ fn read_path_figures(plan: &Plan) -> Result<Vec<Figure>> {
     ])
 }
 
-/// Scenario 7, through the `backoff-alloc` binary.
+/// Scenario 7, through the `alloc-count` binary.
 fn backoff_figures(plan: &Plan, exe: &Path) -> Result<Vec<Figure>> {
-    let probe = exe.with_file_name(format!("backoff-alloc{}", std::env::consts::EXE_SUFFIX));
-    ensure!(
-        probe.exists(),
-        "{} is missing: build every binary of the crate (`cargo build -p supervisor-bench --bins`)",
-        probe.display()
-    );
-    let output = Command::new(&probe)
-        .args([plan.backoff_calls.to_string(), plan.rounds.to_string()])
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot run {}", probe.display()))?;
-    ensure!(
-        output.status.success(),
-        "backoff-alloc failed: {}",
-        output.status
-    );
+    let results = alloc_count(
+        exe,
+        &[
+            "backoff",
+            &plan.backoff_calls.to_string(),
+            &plan.rounds.to_string(),
+        ],
+    )?;
     let mut figures = Vec::new();
-    for result in parse_results(&output.stdout)? {
+    for result in results {
         let scenario = match result.get("scenario").map(String::as_str) {
             Some("next_backoff_jitter") => "next_backoff_jitter",
             Some("next_backoff_no_jitter") => "next_backoff_no_jitter",
             Some("next_backoff_breaker") => "next_backoff_breaker",
-            other => bail!("unknown backoff-alloc result {other:?}"),
+            other => bail!("unknown alloc-count result {other:?}"),
         };
         let number = |key: &str| -> Result<f64> {
             result
                 .get(key)
-                .with_context(|| format!("backoff-alloc gave no {key}"))?
+                .with_context(|| format!("alloc-count gave no {key}"))?
                 .parse()
-                .with_context(|| format!("backoff-alloc: {key} is not a number"))
+                .with_context(|| format!("alloc-count: {key} is not a number"))
         };
         let ns = number("ns")?;
         let allocations = number("allocations")?;
@@ -572,10 +647,33 @@ fn backoff_figures(plan: &Plan, exe: &Path) -> Result<Vec<Figure>> {
     }
     ensure!(
         figures.len() == 3,
-        "backoff-alloc gave {} results",
+        "alloc-count gave {} results",
         figures.len()
     );
     Ok(figures)
+}
+
+/// Runs the `alloc-count` binary (built next to this one) with `args`; its
+/// `RESULT` lines.
+fn alloc_count(exe: &Path, args: &[&str]) -> Result<Vec<HashMap<String, String>>> {
+    let probe = exe.with_file_name(format!("alloc-count{}", std::env::consts::EXE_SUFFIX));
+    ensure!(
+        probe.exists(),
+        "{} is missing: build every binary of the crate (`cargo build -p supervisor-bench --bins`)",
+        probe.display()
+    );
+    let output = Command::new(&probe)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", probe.display()))?;
+    ensure!(
+        output.status.success(),
+        "alloc-count {} failed: {}",
+        args.join(" "),
+        output.status
+    );
+    parse_results(&output.stdout)
 }
 
 /// Scenario 8, a fresh process per variant.
@@ -788,6 +886,6 @@ fn notes(plan: &Plan) -> Vec<String> {
             "Burst: each service's first run waits for a starting gun, then every service fails {}× with zero backoff; timed from the gun to the last service running again; N={} repeats the burst to reach {} restarts per measurement.",
             plan.burst_failures, plan.burst_ns[0], plan.burst_min_restarts
         ),
-        "next_backoff: base 100 ms, max 30 s, ×2, `reset()` every 8 calls (a realistic climb); allocations counted by `stats_alloc` in the separate `backoff-alloc` binary, after a warm-up.".to_owned(),
+        "next_backoff: base 100 ms, max 30 s, ×2, `reset()` every 8 calls (a realistic climb); allocations counted by `stats_alloc` in the separate `alloc-count` binary, after a warm-up.".to_owned(),
     ]
 }

@@ -21,8 +21,8 @@
 //! |---|---|---|---|
 //! | `Ok(())` | restart after a short fixed delay, backoff reset | `Completed` | `Completed` |
 //! | `Err(_)` | restart after backoff | restart after backoff | `Unrecoverable` |
-//! | panic | restart after backoff | restart after backoff | `Panicked` |
-//! | cancellation (any time) | `Cancelled` | `Cancelled` | `Cancelled` |
+//! | panic (in `run`, its future, its drop, or its error's formatting) | restart after backoff | restart after backoff | `Panicked` |
+//! | asked to stop by the supervisor (any time) | `Cancelled` | `Cancelled` | `Cancelled` |
 //! | too many failures in the breaker's window | `CircuitBreakerOpen` | `CircuitBreakerOpen` | — |
 //! | still running at the shutdown timeout | `ShutdownTimeout` (aborted) | same | same |
 //!
@@ -71,7 +71,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | `serde` | no      | `Serialize`/`Deserialize` for configs and snapshots |
+//! | `serde` | no      | `Serialize`/`Deserialize` for [`RestartPolicy`], [`BackoffConfig`], [`ServiceLifecycleSnapshot`] (with [`TerminationReason`], [`FailureCounts`]) and [`MetricsSnapshot`] |
 
 mod config;
 mod context;

@@ -189,6 +189,7 @@ impl<S: Service> Runner<S> {
             }
         }
         self.flush();
+        self.slot.release_task();
     }
 
     /// `Starting | Restarting → Running`.

@@ -17,9 +17,11 @@
 //! 3. `service_terminated` is queued by the one transition into `Terminated`
 //!    that is accepted; `Terminated` is absorbing, so it happens once per
 //!    spawn, whichever of the service's task and the drain gets there first.
-//! 4. At termination the slot drops its task's abort handle, so the finished
-//!    task's memory is freed; once its last events are delivered, it drops
-//!    its event buffer too.
+//! 4. Nothing in the slot refers to its task once the task is over: the abort
+//!    handle is dropped at termination, and the waker the runner registers
+//!    for stop requests when the runner returns (a waker holds a reference to
+//!    its task), so the finished task's memory is freed. Once its last events
+//!    are delivered, the slot drops its event buffer too.
 //! 5. A stop request is a flag set once and never cleared; the runner reads it
 //!    at every poll of the service and is woken when it is set.
 
@@ -236,6 +238,13 @@ impl ServiceSlot {
         if let Some(handle) = self.lock().abort.take() {
             handle.abort();
         }
+    }
+
+    /// Drops what refers to the task: the registered waker (the runner is
+    /// returning, and will never be woken again) and the abort handle.
+    pub(crate) fn release_task(&self) {
+        drop(self.stop_waker.take());
+        drop(self.lock().abort.take());
     }
 
     /// Asks the service to stop: its current run is cancelled, a pending

@@ -435,7 +435,7 @@ fn bench() -> Result<()> {
     if env::args().nth(2).as_deref() == Some("--smoke") {
         return step("bench smoke", bench_smoke);
     }
-    // Both binaries: `supervisor-bench` runs `backoff-alloc` from its own folder.
+    // Both binaries: `supervisor-bench` runs `alloc-count` from its own folder.
     step("bench (release build)", || {
         cargo(
             &[

@@ -24,7 +24,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use supervisor_core::{
     BackoffConfig, DEFAULT_CLEAN_RESTART_DELAY, DrainReport, FailureCounts, FailureKind, Jitter,
-    RestartPolicy, ServiceLifecycleSnapshot, ServicePhase, SpawnOptions, Supervisor,
+    MetricsSink, RestartPolicy, ServiceLifecycleSnapshot, ServicePhase, SpawnOptions, Supervisor,
     TerminationReason,
 };
 use tokio::time::Instant;
@@ -42,6 +42,7 @@ proptest! {
         run_chaos(&chaos, check_sink_view, |run, _drain| {
             check_sink_view(run);
             check_uptimes(run);
+            check_panicky_sink(run);
         });
     }
 }
@@ -69,6 +70,10 @@ struct Chaos {
     shutdown_timeout: Duration,
     clean_restart_delay: Duration,
     jitter_seed: u64,
+    /// The event kinds the [`Panicky`] sink panics on (one bit each).
+    sink_panics: u8,
+    /// Whether the [`Panicky`] sink also panics resolving each service.
+    resolve_panics: bool,
 }
 
 /// Whole milliseconds up to `max`, often zero, small or round (so that
@@ -89,6 +94,8 @@ fn run_step() -> impl Strategy<Value = Step> {
         3 => millis(1_000).prop_map(Step::Fail),
         1 => millis(1_000).prop_map(Step::Succeed),
         1 => millis(1_000).prop_map(Step::Panic),
+        1 => Just(Step::PanicEarly),
+        1 => millis(1_000).prop_map(Step::CancelOwnToken),
     ]
 }
 
@@ -187,9 +194,19 @@ fn chaos() -> impl Strategy<Value = Chaos> {
             millis(300)
         ],
         any::<u64>(),
+        any::<u8>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(mut services, pauses, shutdown_timeout, clean_restart_delay, jitter_seed)| {
+            |(
+                mut services,
+                pauses,
+                shutdown_timeout,
+                clean_restart_delay,
+                jitter_seed,
+                sink_panics,
+                resolve_panics,
+            )| {
                 for service in &mut services {
                     service.spawn_at %= pauses.len();
                 }
@@ -199,6 +216,8 @@ fn chaos() -> impl Strategy<Value = Chaos> {
                     shutdown_timeout,
                     clean_restart_delay,
                     jitter_seed,
+                    sink_panics,
+                    resolve_panics,
                 }
             },
         )
@@ -213,6 +232,9 @@ struct Run {
     recorder: Arc<Recorder>,
     /// A second sink: it must see exactly the stream the first one sees.
     timed: Arc<Recorder>,
+    /// A sink added before both, that panics: it loses exactly the events it
+    /// panics on, and nothing else.
+    panicky: Arc<Panicky>,
     services: Vec<Scripted>,
     /// The supervisor's creation: the origin of its lifecycle times.
     epoch: Instant,
@@ -242,12 +264,14 @@ fn run_chaos(
     runtime.block_on(async {
         let recorder = Arc::new(Recorder::default());
         let timed = Arc::new(Recorder::default());
+        let panicky = Arc::new(Panicky::new(chaos.sink_panics, chaos.resolve_panics));
         let epoch = Instant::now();
         let supervisor = Supervisor::new(
             config()
                 .with_jitter_seed(chaos.jitter_seed)
                 .with_shutdown_timeout(chaos.shutdown_timeout)
                 .with_clean_restart_delay(chaos.clean_restart_delay)
+                .with_metrics_sink(panicky.clone())
                 .with_metrics_sink(recorder.clone())
                 .with_metrics_sink(timed.clone()),
         );
@@ -261,6 +285,7 @@ fn run_chaos(
             supervisor,
             recorder,
             timed,
+            panicky,
             services,
             epoch,
         };
@@ -441,7 +466,10 @@ impl ModelRun {
     /// only on cancellation.
     fn natural_end(&self) -> Option<Instant> {
         match self.step {
-            Step::Fail(d) | Step::Succeed(d) | Step::Panic(d) => Some(self.started + d),
+            Step::Fail(d) | Step::Succeed(d) | Step::Panic(d) | Step::CancelOwnToken(d) => {
+                Some(self.started + d)
+            }
+            Step::PanicEarly => Some(self.started),
             Step::UntilCancelled(_) | Step::Hang => None,
         }
     }
@@ -460,7 +488,7 @@ impl ModelRun {
     fn assert_ended(&self, service: &str, at: Instant, shutdown_at: Instant) {
         let expected_failure = match self.step {
             Step::Fail(_) => Some((at, FailureKind::Error)),
-            Step::Panic(_) => Some((at, FailureKind::Panic)),
+            Step::Panic(_) | Step::PanicEarly => Some((at, FailureKind::Panic)),
             _ => None,
         };
         assert_eq!(
@@ -667,7 +695,7 @@ impl<'a> Model<'a> {
                 run.assert_ended(&name, at, shutdown_at);
                 match run.failed {
                     None => {
-                        assert!(matches!(run.step, Step::Succeed(_)), "{name}: {run:?}");
+                        assert!(run.step.succeeds(), "{name}: {run:?}");
                         assert_eq!(
                             self.plan.policy,
                             RestartPolicy::Always,
@@ -803,7 +831,7 @@ impl<'a> Model<'a> {
             TerminationReason::Completed => {
                 let run = run.expect("a completed run");
                 assert!(at <= shutdown_at, "{name}");
-                assert!(matches!(run.step, Step::Succeed(_)), "{name}: {run:?}");
+                assert!(run.step.succeeds(), "{name}: {run:?}");
                 run.assert_ended(&name, at, shutdown_at);
                 assert_ne!(policy, RestartPolicy::Always, "{name}");
             }
@@ -879,6 +907,95 @@ impl<'a> Model<'a> {
             "{name}: one timeout failure, exactly when aborted"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// A sink that panics.
+
+/// Records every event it is given, then panics if its kind is in `mask`;
+/// with `resolve_panics`, `resolve` panics the first time for each name.
+#[derive(Debug)]
+struct Panicky {
+    recorder: Recorder,
+    mask: u8,
+    resolve_panics: bool,
+    resolved: std::sync::Mutex<BTreeSet<String>>,
+}
+
+impl Panicky {
+    fn new(mask: u8, resolve_panics: bool) -> Self {
+        Self {
+            recorder: Recorder::default(),
+            mask,
+            resolve_panics,
+            resolved: std::sync::Mutex::default(),
+        }
+    }
+
+    fn maybe_panic(&self, bit: u8, event: &str) {
+        if self.mask & (1 << bit) != 0 {
+            panic!("a sink bug on {event}");
+        }
+    }
+}
+
+impl MetricsSink for Panicky {
+    type Handle = Arc<str>;
+
+    fn resolve(&self, service: &str) -> Arc<str> {
+        if self.resolve_panics && self.resolved.lock().unwrap().insert(service.to_owned()) {
+            panic!("a sink bug resolving {service}");
+        }
+        self.recorder.resolve(service)
+    }
+    fn service_spawned(&self, service: &Arc<str>) {
+        self.recorder.service_spawned(service);
+        self.maybe_panic(0, "spawned");
+    }
+    fn service_started(&self, service: &Arc<str>, start_count: u64) {
+        self.recorder.service_started(service, start_count);
+        self.maybe_panic(1, "started");
+    }
+    fn phase_changed(&self, service: &Arc<str>, from: ServicePhase, to: ServicePhase) {
+        self.recorder.phase_changed(service, from, to);
+        self.maybe_panic(2, "phase changed");
+    }
+    fn service_failed(&self, service: &Arc<str>, kind: FailureKind) {
+        self.recorder.service_failed(service, kind);
+        self.maybe_panic(3, "failed");
+    }
+    fn backoff_scheduled(&self, service: &Arc<str>, delay: Duration) {
+        self.recorder.backoff_scheduled(service, delay);
+        self.maybe_panic(4, "backoff");
+    }
+    fn circuit_opened(&self, service: &Arc<str>, failures: u32, max_retries: u32) {
+        self.recorder.circuit_opened(service, failures, max_retries);
+        self.maybe_panic(5, "circuit opened");
+    }
+    fn service_terminated(&self, service: &Arc<str>, reason: &TerminationReason, uptime: Duration) {
+        self.recorder.service_terminated(service, reason, uptime);
+        self.maybe_panic(6, "terminated");
+    }
+}
+
+/// The panicking sink was given every event the others saw, one per call, in
+/// order: only the spawn events are missing when its `resolve` panicked
+/// (they are the events that triggered the resolution, which is retried at
+/// the next one).
+fn check_panicky_sink(run: &Run) {
+    let expected: Vec<Event> = run
+        .recorder
+        .events()
+        .into_iter()
+        .filter(|event| !(run.panicky.resolve_panics && matches!(event, Event::Spawned(_))))
+        .collect();
+    assert_eq!(run.panicky.recorder.events(), expected);
+    // The services never noticed: the counters are the other sinks' business.
+    assert_eq!(
+        run.supervisor.metrics().snapshot().active_services,
+        0,
+        "every service drained"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod chaos;
+mod contract;
 #[cfg(unix)]
 mod demo;
 mod drain_race;

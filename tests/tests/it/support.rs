@@ -39,10 +39,23 @@ pub(crate) enum Step {
     Succeed(Duration),
     /// Panic after this long.
     Panic(Duration),
+    /// Panic in `run` itself, before the run's future exists.
+    PanicEarly,
+    /// Cancel the run's own token (as a drop guard would), then return `Ok`
+    /// after this long: not a stop, so the run ends by policy like a success.
+    CancelOwnToken(Duration),
     /// Run until cancelled, then return `Ok` after this much cleanup.
     UntilCancelled(Duration),
     /// Ignore cancellation forever.
     Hang,
+}
+
+impl Step {
+    /// Whether the run returns `Ok` by itself (cancelling its own token is
+    /// not a stop).
+    pub(crate) fn succeeds(&self) -> bool {
+        matches!(self, Step::Succeed(_) | Step::CancelOwnToken(_))
+    }
 }
 
 /// What a [`Scripted`] service observed, in virtual time.
@@ -112,7 +125,10 @@ impl Service for Scripted {
         self.policy
     }
 
-    async fn run(&self, ctx: ServiceContext) -> Result<(), ScriptError> {
+    fn run(
+        &self,
+        ctx: ServiceContext,
+    ) -> impl std::future::Future<Output = Result<(), ScriptError>> + Send {
         let run = {
             let mut journal = self.journal.lock().unwrap();
             journal.starts.push(Instant::now());
@@ -124,31 +140,43 @@ impl Service for Scripted {
             .unwrap()
             .pop_front()
             .unwrap_or(Step::UntilCancelled(Duration::ZERO));
-        let result = match step {
-            Step::Fail(after) => {
-                tokio::time::sleep(after).await;
-                Err(ScriptError(format!("run {run} failed")))
-            }
-            Step::Succeed(after) => {
-                tokio::time::sleep(after).await;
-                Ok(())
-            }
-            Step::Panic(after) => {
-                tokio::time::sleep(after).await;
-                panic!("run {run} panicked");
-            }
-            Step::UntilCancelled(cleanup) => {
-                ctx.cancelled().await;
-                tokio::time::sleep(cleanup).await;
-                self.journal.lock().unwrap().cleanups_done += 1;
-                Ok(())
-            }
-            Step::Hang => loop {
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-            },
-        };
-        self.journal.lock().unwrap().ends.push(Instant::now());
-        result
+        if let Step::PanicEarly = step {
+            panic!("run {run} panicked");
+        }
+        async move {
+            let result = match step {
+                Step::Fail(after) => {
+                    tokio::time::sleep(after).await;
+                    Err(ScriptError(format!("run {run} failed")))
+                }
+                Step::Succeed(after) => {
+                    tokio::time::sleep(after).await;
+                    Ok(())
+                }
+                Step::Panic(after) => {
+                    tokio::time::sleep(after).await;
+                    panic!("run {run} panicked");
+                }
+                Step::PanicEarly => unreachable!("panicked above"),
+                Step::CancelOwnToken(after) => {
+                    ctx.token().cancel();
+                    assert!(ctx.is_cancelled());
+                    tokio::time::sleep(after).await;
+                    Ok(())
+                }
+                Step::UntilCancelled(cleanup) => {
+                    ctx.cancelled().await;
+                    tokio::time::sleep(cleanup).await;
+                    self.journal.lock().unwrap().cleanups_done += 1;
+                    Ok(())
+                }
+                Step::Hang => loop {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                },
+            };
+            self.journal.lock().unwrap().ends.push(Instant::now());
+            result
+        }
     }
 }
 
