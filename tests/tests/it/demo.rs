@@ -92,7 +92,7 @@ async fn the_demo_drains_every_service_on_sigterm_and_exits_0() {
 
 #[tokio::test]
 async fn a_real_prometheus_scrapes_the_demo_and_sees_the_flaky_service_restart() {
-    use supervisor_prometheus::test_support::{PrometheusServer, ScrapeConfig, Tool};
+    use tests::prometheus::{PrometheusServer, ScrapeConfig, Tool};
 
     let Some(prometheus) = Tool::Prometheus.require().unwrap() else {
         return;
