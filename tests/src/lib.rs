@@ -6,6 +6,8 @@
 //!
 //! - [`exposition`]: reading samples back from a Prometheus or OpenMetrics
 //!   text exposition (`supervisor-prometheus`'s tests and the behaviour tests).
+//! - [`BreakerModel`]: the reference model of the circuit breaker (`backoff`'s
+//!   properties and the chaos tests of the behaviour suite).
 //! - `sink` (feature `sink`): `ByName` and `chaotic_run`, one script of
 //!   lifecycle events for any `MetricsSink` (the tests of both metrics
 //!   adapters).
@@ -29,8 +31,11 @@
 //! The workspace dependency turns the default features off, so a member names
 //! what it uses (`backoff` uses neither and builds nothing more).
 
+mod breaker;
 pub mod exposition;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 #[cfg(feature = "sink")]
 pub mod sink;
+
+pub use self::breaker::BreakerModel;
