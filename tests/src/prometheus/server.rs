@@ -182,7 +182,7 @@ impl PrometheusServer {
     /// answers 200 (at most 30 seconds).
     ///
     /// Futures do nothing unless polled; must be polled within a tokio
-    /// runtime with the I/O and time drivers, in real (not paused) time.
+    /// runtime with the time driver, in real (not paused) time.
     ///
     /// # Errors
     ///
