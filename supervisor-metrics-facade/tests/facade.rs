@@ -1,324 +1,246 @@
-//! `FacadeSink` against a hand-written local recorder (never the global one):
-//! names, labels, values, descriptions and handle reuse.
+//! `FacadeSink` against `metrics-util`'s debugging recorder, installed as a
+//! local recorder (never the global one): names, labels, values, descriptions
+//! and handle reuse, after the same chaotic run as the Prometheus adapter's
+//! tests.
+//!
+//! A snapshot of the debugging recorder resets the counters and gauges it
+//! reads, so each recording is read once, at its end.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use metrics::{
-    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
-    SharedString, Unit,
-};
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::{CompositeKey, MetricKind};
 use supervisor_metrics::{FailureKind, MetricsSink, ServicePhase, TerminationReason};
 use supervisor_metrics_facade::{FacadeHandle, FacadeSink};
+use tests::sink::{ByName, WEIRD_SERVICE, chaotic_run};
 
-/// A metric's name and its labels, sorted by key.
-type Series = (String, BTreeMap<String, String>);
-
-/// What a `describe_*` call said: the kind of metric, its unit, its help text.
-type Description = (&'static str, Option<Unit>, String);
-
+/// The debugging recorder, plus the two things it does not tell: how many
+/// `register_*` calls it got, and every `describe_*` call (its snapshot only
+/// shows the descriptions of series that were registered).
 #[derive(Debug, Default)]
-struct CounterCell(AtomicU64);
-
-impl CounterFn for CounterCell {
-    fn increment(&self, value: u64) {
-        self.0.fetch_add(value, Ordering::Relaxed);
-    }
-
-    fn absolute(&self, value: u64) {
-        self.0.fetch_max(value, Ordering::Relaxed);
-    }
-}
-
-/// An `f64` stored as bits.
-#[derive(Debug, Default)]
-struct GaugeCell(AtomicU64);
-
-impl GaugeCell {
-    fn update(&self, change: impl Fn(f64) -> f64) {
-        let _ = self
-            .0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                Some(change(f64::from_bits(bits)).to_bits())
-            });
-    }
-}
-
-impl GaugeFn for GaugeCell {
-    fn increment(&self, value: f64) {
-        self.update(|current| current + value);
-    }
-
-    fn decrement(&self, value: f64) {
-        self.update(|current| current - value);
-    }
-
-    fn set(&self, value: f64) {
-        self.0.store(value.to_bits(), Ordering::Relaxed);
-    }
-}
-
-#[derive(Debug, Default)]
-struct HistogramCell(Mutex<Vec<f64>>);
-
-impl HistogramFn for HistogramCell {
-    fn record(&self, value: f64) {
-        self.0.lock().expect("no test thread panicked").push(value);
-    }
-}
-
-/// Records everything in maps, and counts registrations.
-#[derive(Debug, Default)]
-struct TestRecorder {
-    counters: Mutex<HashMap<Series, Arc<CounterCell>>>,
-    gauges: Mutex<HashMap<Series, Arc<GaugeCell>>>,
-    histograms: Mutex<HashMap<Series, Arc<HistogramCell>>>,
-    descriptions: Mutex<HashMap<String, Description>>,
+struct Counting {
+    inner: DebuggingRecorder,
     registrations: AtomicUsize,
+    described: Mutex<Vec<(MetricKind, String)>>,
 }
 
-fn series_of(key: &Key) -> Series {
-    let labels = key
-        .labels()
-        .map(|label| (label.key().to_owned(), label.value().to_owned()))
-        .collect();
-    (key.name().to_owned(), labels)
-}
+impl Counting {
+    fn registrations(&self) -> usize {
+        self.registrations.load(Ordering::Relaxed)
+    }
 
-fn series(name: &str, labels: &[(&str, &str)]) -> Series {
-    let labels = labels
-        .iter()
-        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-        .collect();
-    (name.to_owned(), labels)
-}
-
-impl TestRecorder {
-    fn describe(
-        &self,
-        kind: &'static str,
-        key: &KeyName,
-        unit: Option<Unit>,
-        description: SharedString,
-    ) {
-        self.descriptions
+    fn described(&self) -> Vec<(MetricKind, String)> {
+        self.described
             .lock()
             .expect("no test thread panicked")
-            .insert(
-                key.as_str().to_owned(),
-                (kind, unit, description.into_owned()),
-            );
+            .clone()
+    }
+
+    fn record_description(&self, kind: MetricKind, key: &KeyName) {
+        self.described
+            .lock()
+            .expect("no test thread panicked")
+            .push((kind, key.as_str().to_owned()));
+    }
+
+    fn record_registration(&self) {
+        self.registrations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Takes the recording's one snapshot.
+    fn snapshot(&self) -> Snapshot {
+        Snapshot(self.inner.snapshotter().snapshot().into_vec())
+    }
+}
+
+impl Recorder for Counting {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.record_description(MetricKind::Counter, &key);
+        self.inner.describe_counter(key, unit, description);
+    }
+
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.record_description(MetricKind::Gauge, &key);
+        self.inner.describe_gauge(key, unit, description);
+    }
+
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.record_description(MetricKind::Histogram, &key);
+        self.inner.describe_histogram(key, unit, description);
+    }
+
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        self.record_registration();
+        self.inner.register_counter(key, metadata)
+    }
+
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        self.record_registration();
+        self.inner.register_gauge(key, metadata)
+    }
+
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        self.record_registration();
+        self.inner.register_histogram(key, metadata)
+    }
+}
+
+/// What the debugging recorder holds: each series with its unit, its
+/// description and its value.
+struct Snapshot(Vec<(CompositeKey, Option<Unit>, Option<SharedString>, DebugValue)>);
+
+impl Snapshot {
+    /// The value of the series `name` whose labels are exactly `labels`, in
+    /// any order.
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<&DebugValue> {
+        let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+        self.0
+            .iter()
+            .find(|(key, ..)| {
+                let key = key.key();
+                let key_labels: BTreeMap<&str, &str> = key
+                    .labels()
+                    .map(|label| (label.key(), label.value()))
+                    .collect();
+                key.name() == name && key_labels == labels
+            })
+            .map(|(.., value)| value)
     }
 
     fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Option<u64> {
-        let counters = self.counters.lock().expect("no test thread panicked");
-        counters
-            .get(&series(name, labels))
-            .map(|cell| cell.0.load(Ordering::Relaxed))
+        match self.get(name, labels)? {
+            DebugValue::Counter(value) => Some(*value),
+            _ => None,
+        }
     }
 
     fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let gauges = self.gauges.lock().expect("no test thread panicked");
-        gauges
-            .get(&series(name, labels))
-            .map(|cell| f64::from_bits(cell.0.load(Ordering::Relaxed)))
+        match self.get(name, labels)? {
+            DebugValue::Gauge(value) => Some(value.into_inner()),
+            _ => None,
+        }
     }
 
     fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Option<Vec<f64>> {
-        let histograms = self.histograms.lock().expect("no test thread panicked");
-        histograms
-            .get(&series(name, labels))
-            .map(|cell| cell.0.lock().expect("no test thread panicked").clone())
+        match self.get(name, labels)? {
+            DebugValue::Histogram(values) => {
+                Some(values.iter().map(|value| value.into_inner()).collect())
+            }
+            _ => None,
+        }
     }
 
-    /// Every series name registered, of any kind.
+    /// Every series name recorded, of any kind, sorted.
     fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = (self
-            .counters
-            .lock()
-            .expect("no test thread panicked")
-            .keys())
-        .chain(self.gauges.lock().expect("no test thread panicked").keys())
-        .chain(
-            self.histograms
-                .lock()
-                .expect("no test thread panicked")
-                .keys(),
-        )
-        .map(|(name, _)| name.clone())
-        .collect();
+        let mut names: Vec<String> = self
+            .0
+            .iter()
+            .map(|(key, ..)| key.key().name().to_owned())
+            .collect();
         names.sort_unstable();
         names.dedup();
         names
     }
-}
 
-impl Recorder for TestRecorder {
-    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.describe("counter", &key, unit, description);
+    /// The kind, unit and description of every series named `name`.
+    fn metadata(&self, name: &str) -> Vec<(MetricKind, Option<Unit>, Option<&str>)> {
+        self.0
+            .iter()
+            .filter(|(key, ..)| key.key().name() == name)
+            .map(|(key, unit, description, _)| (key.kind(), *unit, description.as_deref()))
+            .collect()
     }
-
-    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.describe("gauge", &key, unit, description);
-    }
-
-    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.describe("histogram", &key, unit, description);
-    }
-
-    fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
-        self.registrations.fetch_add(1, Ordering::Relaxed);
-        let mut counters = self.counters.lock().expect("no test thread panicked");
-        Counter::from_arc(Arc::clone(counters.entry(series_of(key)).or_default()))
-    }
-
-    fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
-        self.registrations.fetch_add(1, Ordering::Relaxed);
-        let mut gauges = self.gauges.lock().expect("no test thread panicked");
-        Gauge::from_arc(Arc::clone(gauges.entry(series_of(key)).or_default()))
-    }
-
-    fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
-        self.registrations.fetch_add(1, Ordering::Relaxed);
-        let mut histograms = self.histograms.lock().expect("no test thread panicked");
-        Histogram::from_arc(Arc::clone(histograms.entry(series_of(key)).or_default()))
-    }
-}
-
-const WEIRD_SERVICE: &str = "we\"ird\\name\nx";
-
-/// Restarts, a panic, a circuit trip, a shutdown-timeout abort and a removed
-/// service, interleaved.
-fn chaotic_run(sink: &FacadeSink) {
-    use ServicePhase::{BackingOff, Restarting, Running, Starting, Stopping, Terminated};
-
-    let [flaky, stuck, ephemeral, weird] =
-        ["flaky", "stuck", "ephemeral", WEIRD_SERVICE].map(|service| sink.resolve(service));
-    for service in [&flaky, &stuck, &ephemeral, &weird] {
-        sink.service_spawned(service);
-    }
-    sink.service_started(&flaky, 1);
-    sink.phase_changed(&flaky, Starting, Running);
-    sink.service_started(&stuck, 1);
-    sink.phase_changed(&stuck, Starting, Running);
-    sink.service_started(&weird, 1);
-    sink.phase_changed(&weird, Starting, Running);
-    sink.service_failed(&flaky, FailureKind::Panic);
-    sink.phase_changed(&flaky, Running, BackingOff);
-    sink.backoff_scheduled(&flaky, Duration::from_millis(250));
-    sink.phase_changed(&ephemeral, Starting, Terminated);
-    sink.service_terminated(&ephemeral, &TerminationReason::Completed, Duration::ZERO);
-    sink.service_removed(ephemeral);
-    sink.phase_changed(&flaky, BackingOff, Restarting);
-    sink.service_started(&flaky, 2);
-    sink.phase_changed(&flaky, Restarting, Running);
-    sink.service_failed(&flaky, FailureKind::Error);
-    sink.circuit_opened(&flaky, 2, 1);
-    sink.phase_changed(&flaky, Running, Terminated);
-    sink.service_terminated(
-        &flaky,
-        &TerminationReason::CircuitBreakerOpen {
-            failures: 2,
-            max_retries: 1,
-        },
-        Duration::from_secs(90),
-    );
-    sink.phase_changed(&stuck, Running, Stopping);
-    sink.service_failed(&stuck, FailureKind::Timeout);
-    sink.phase_changed(&stuck, Stopping, Terminated);
-    sink.service_terminated(
-        &stuck,
-        &TerminationReason::ShutdownTimeout {
-            timeout: Duration::from_secs(5),
-        },
-        Duration::from_secs(7_200),
-    );
 }
 
 #[test]
 fn a_chaotic_run_records_the_expected_values_and_labels() {
-    let recorder = TestRecorder::default();
+    let recorder = Counting::default();
     let sink = FacadeSink::new();
-    metrics::with_local_recorder(&recorder, || chaotic_run(&sink));
+    let by_name = ByName::new(&sink);
+    metrics::with_local_recorder(&recorder, || chaotic_run(&by_name));
+    let recorded = recorder.snapshot();
 
-    assert_eq!(recorder.counter("supervisor_spawned_total", &[]), Some(4));
-    assert_eq!(recorder.gauge("supervisor_active_services", &[]), Some(1.0));
+    assert_eq!(recorded.counter("supervisor_spawned_total", &[]), Some(5));
+    assert_eq!(recorded.gauge("supervisor_active_services", &[]), Some(2.0));
     assert_eq!(
-        recorder.counter("supervisor_restarts_total", &[("service", "flaky")]),
-        Some(1)
+        recorded.counter("supervisor_restarts_total", &[("service", "flaky")]),
+        Some(2)
     );
     assert_eq!(
-        recorder.counter("supervisor_restarts_total", &[("service", "stuck")]),
+        recorded.counter("supervisor_restarts_total", &[("service", "stuck")]),
         Some(0)
     );
     for (service, kind, expected) in [
         ("flaky", "panic", 1),
-        ("flaky", "error", 1),
+        ("flaky", "error", 2),
         ("flaky", "timeout", 0),
         ("stuck", "timeout", 1),
         ("stuck", "error", 0),
     ] {
         let labels = [("service", service), ("kind", kind)];
         assert_eq!(
-            recorder.counter("supervisor_failures_total", &labels),
+            recorded.counter("supervisor_failures_total", &labels),
             Some(expected),
             "{labels:?}"
         );
     }
     assert_eq!(
-        recorder.counter(
+        recorded.counter(
             "supervisor_circuit_breaker_trips_total",
             &[("service", "flaky")]
         ),
         Some(1)
     );
     assert_eq!(
-        recorder.counter(
+        recorded.counter(
             "supervisor_terminated_total",
             &[("service", "flaky"), ("reason", "circuit_breaker_open")]
         ),
         Some(1)
     );
     assert_eq!(
-        recorder.counter(
+        recorded.counter(
             "supervisor_terminated_total",
             &[("service", "stuck"), ("reason", "shutdown_timeout")]
         ),
         Some(1)
     );
     assert_eq!(
-        recorder.counter(
+        recorded.counter(
             "supervisor_terminated_total",
             &[("service", "ephemeral"), ("reason", "completed")]
         ),
         Some(1)
     );
     assert_eq!(
-        recorder.histogram("supervisor_service_uptime_seconds", &[("service", "flaky")]),
-        Some(vec![90.0])
+        recorded.histogram("supervisor_service_uptime_seconds", &[("service", "flaky")]),
+        Some(vec![12.5])
     );
     assert_eq!(
-        recorder.histogram("supervisor_service_uptime_seconds", &[("service", "stuck")]),
-        Some(vec![7_200.0])
+        recorded.histogram("supervisor_service_uptime_seconds", &[("service", "stuck")]),
+        Some(vec![3_600.0])
     );
     assert_eq!(
-        recorder.gauge("supervisor_backoff_delay_seconds", &[("service", "flaky")]),
-        Some(0.25)
+        recorded.gauge("supervisor_backoff_delay_seconds", &[("service", "flaky")]),
+        Some(1.0)
     );
 
     // The phase gauge is one-hot for every service.
     for (service, current) in [
         ("flaky", ServicePhase::Terminated),
         ("stuck", ServicePhase::Terminated),
+        ("steady", ServicePhase::Running),
         (WEIRD_SERVICE, ServicePhase::Running),
     ] {
         for phase in ServicePhase::ALL {
             let labels = [("service", service), ("phase", phase.as_str())];
             let expected = if phase == current { 1.0 } else { 0.0 };
             assert_eq!(
-                recorder.gauge("supervisor_service_phase", &labels),
+                recorded.gauge("supervisor_service_phase", &labels),
                 Some(expected),
                 "{labels:?}"
             );
@@ -326,70 +248,77 @@ fn a_chaotic_run_records_the_expected_values_and_labels() {
     }
     // Label values reach the recorder verbatim; escaping is the exporter's job.
     assert_eq!(
-        recorder.counter("supervisor_restarts_total", &[("service", WEIRD_SERVICE)]),
+        recorded.counter("supervisor_restarts_total", &[("service", WEIRD_SERVICE)]),
         Some(0)
     );
     // The removed service's handles are gone from the sink.
-    assert_eq!(sink.tracked_services(), 3);
+    assert_eq!(sink.tracked_services(), 4);
 }
 
 #[test]
 fn every_series_is_described_with_the_same_names_as_recorded() {
-    let recorder = TestRecorder::default();
+    let recorder = Counting::default();
     let sink = FacadeSink::new();
+    let by_name = ByName::new(&sink);
     metrics::with_local_recorder(&recorder, || {
         sink.describe();
-        chaotic_run(&sink);
+        chaotic_run(&by_name);
     });
+    let recorded = recorder.snapshot();
 
     let expected = [
-        ("supervisor_active_services", "gauge", None),
+        ("supervisor_active_services", MetricKind::Gauge, None),
         (
             "supervisor_backoff_delay_seconds",
-            "gauge",
+            MetricKind::Gauge,
             Some(Unit::Seconds),
         ),
-        ("supervisor_circuit_breaker_trips_total", "counter", None),
-        ("supervisor_failures_total", "counter", None),
-        ("supervisor_restarts_total", "counter", None),
-        ("supervisor_service_phase", "gauge", None),
+        (
+            "supervisor_circuit_breaker_trips_total",
+            MetricKind::Counter,
+            None,
+        ),
+        ("supervisor_failures_total", MetricKind::Counter, None),
+        ("supervisor_restarts_total", MetricKind::Counter, None),
+        ("supervisor_service_phase", MetricKind::Gauge, None),
         (
             "supervisor_service_uptime_seconds",
-            "histogram",
+            MetricKind::Histogram,
             Some(Unit::Seconds),
         ),
-        ("supervisor_spawned_total", "counter", None),
-        ("supervisor_terminated_total", "counter", None),
+        ("supervisor_spawned_total", MetricKind::Counter, None),
+        ("supervisor_terminated_total", MetricKind::Counter, None),
     ];
-    let descriptions = recorder
-        .descriptions
-        .lock()
-        .expect("no test thread panicked");
-    assert_eq!(descriptions.len(), expected.len());
+    let described = recorder.described();
+    assert_eq!(described.len(), expected.len(), "{described:?}");
     for (name, kind, unit) in expected {
-        let (described_kind, described_unit, help) = descriptions
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} is not described"));
-        assert_eq!((*described_kind, *described_unit), (kind, unit), "{name}");
-        assert!(help.len() > 10, "{name}: {help:?}");
+        assert!(
+            described.contains(&(kind, name.to_owned())),
+            "{name} is not described as a {kind:?}: {described:?}"
+        );
+        // The recorder matches descriptions to series by kind and name.
+        let metadata = recorded.metadata(name);
+        assert!(!metadata.is_empty(), "{name} is not recorded");
+        for (recorded_kind, recorded_unit, help) in metadata {
+            assert_eq!((recorded_kind, recorded_unit), (kind, unit), "{name}");
+            assert!(help.is_some_and(|help| help.len() > 10), "{name}: {help:?}");
+        }
     }
-    drop(descriptions);
-    let recorded = recorder.names();
     let described: Vec<String> = expected
         .iter()
         .map(|(name, _, _)| (*name).to_owned())
         .collect();
-    assert_eq!(recorded, described);
+    assert_eq!(recorded.names(), described);
 }
 
 #[test]
 fn per_service_handles_are_registered_once() {
-    let recorder = TestRecorder::default();
+    let recorder = Counting::default();
     let sink = FacadeSink::new();
     metrics::with_local_recorder(&recorder, || {
         let feed = sink.resolve("feed");
         sink.service_spawned(&feed);
-        let after_spawn = recorder.registrations.load(Ordering::Relaxed);
+        let after_spawn = recorder.registrations();
         for start in 2..=100 {
             sink.service_started(&feed, start);
             sink.phase_changed(&feed, ServicePhase::Restarting, ServicePhase::Running);
@@ -397,28 +326,29 @@ fn per_service_handles_are_registered_once() {
             sink.backoff_scheduled(&feed, Duration::from_millis(start));
             sink.phase_changed(&feed, ServicePhase::Running, ServicePhase::BackingOff);
         }
-        assert_eq!(recorder.registrations.load(Ordering::Relaxed), after_spawn);
+        assert_eq!(recorder.registrations(), after_spawn);
     });
+    let recorded = recorder.snapshot();
     assert_eq!(
-        recorder.counter("supervisor_restarts_total", &[("service", "feed")]),
+        recorded.counter("supervisor_restarts_total", &[("service", "feed")]),
         Some(99)
     );
     assert_eq!(
-        recorder.counter(
+        recorded.counter(
             "supervisor_failures_total",
             &[("service", "feed"), ("kind", "error")]
         ),
         Some(99)
     );
     assert_eq!(
-        recorder.gauge("supervisor_backoff_delay_seconds", &[("service", "feed")]),
+        recorded.gauge("supervisor_backoff_delay_seconds", &[("service", "feed")]),
         Some(0.1)
     );
 }
 
 #[test]
 fn a_prefix_renames_every_series() -> Result<(), supervisor_metrics_facade::InvalidPrefix> {
-    let recorder = TestRecorder::default();
+    let recorder = Counting::default();
     let sink = FacadeSink::with_prefix("ingest")?;
     metrics::with_local_recorder(&recorder, || {
         sink.describe();
@@ -426,14 +356,15 @@ fn a_prefix_renames_every_series() -> Result<(), supervisor_metrics_facade::Inva
         sink.service_spawned(&feed);
         sink.service_terminated(&feed, &TerminationReason::Cancelled, Duration::from_secs(1));
     });
-    let names = recorder.names();
+    let recorded = recorder.snapshot();
+    let names = recorded.names();
     assert!(!names.is_empty());
     assert!(
         names.iter().all(|name| name.starts_with("ingest_")),
         "{names:?}"
     );
-    assert_eq!(recorder.counter("ingest_spawned_total", &[]), Some(1));
-    assert_eq!(recorder.gauge("ingest_active_services", &[]), Some(0.0));
+    assert_eq!(recorded.counter("ingest_spawned_total", &[]), Some(1));
+    assert_eq!(recorded.gauge("ingest_active_services", &[]), Some(0.0));
 
     for invalid in ["", "9lives", "__reserved", "with-dash"] {
         let error = FacadeSink::with_prefix(invalid).err();
@@ -445,44 +376,67 @@ fn a_prefix_renames_every_series() -> Result<(), supervisor_metrics_facade::Inva
     Ok(())
 }
 
+/// An odd history of two services, `a` and `b`, cut after `stages` of its
+/// five stages (each recording is read once, so each checkpoint replays it).
+fn odd_history(sink: &FacadeSink, stages: usize) {
+    let a: FacadeHandle = sink.resolve("a");
+    let b = sink.resolve("b");
+    sink.service_spawned(&a);
+    sink.service_spawned(&a);
+    sink.service_spawned(&b);
+    if stages == 1 {
+        return;
+    }
+    // Removed while running (contract breach): no longer active.
+    sink.service_removed(b);
+    if stages == 2 {
+        return;
+    }
+    // Terminated twice: counted once in the gauge.
+    let reason = TerminationReason::Unrecoverable("disk full".to_owned());
+    sink.service_terminated(&a, &reason, Duration::from_secs(1));
+    sink.service_terminated(&a, &reason, Duration::from_secs(1));
+    if stages == 3 {
+        return;
+    }
+    // A second live handle of the same name shares the series.
+    let respawned = sink.resolve("a");
+    sink.service_started(&respawned, 3);
+    if stages == 4 {
+        return;
+    }
+    sink.service_removed(a);
+    assert_eq!(sink.tracked_services(), 1);
+    sink.service_removed(respawned);
+}
+
 #[test]
 fn removal_and_odd_orders_keep_active_services_consistent() {
-    let recorder = TestRecorder::default();
-    let sink = FacadeSink::new();
-    metrics::with_local_recorder(&recorder, || {
-        let a: FacadeHandle = sink.resolve("a");
-        let b = sink.resolve("b");
-        sink.service_spawned(&a);
-        sink.service_spawned(&a);
-        sink.service_spawned(&b);
-        assert_eq!(recorder.gauge("supervisor_active_services", &[]), Some(2.0));
-        // Removed while running (contract breach): no longer active.
-        sink.service_removed(b);
-        assert_eq!(recorder.gauge("supervisor_active_services", &[]), Some(1.0));
-        // Terminated twice: counted once in the gauge.
-        let reason = TerminationReason::Unrecoverable("disk full".to_owned());
-        sink.service_terminated(&a, &reason, Duration::from_secs(1));
-        sink.service_terminated(&a, &reason, Duration::from_secs(1));
-        assert_eq!(recorder.gauge("supervisor_active_services", &[]), Some(0.0));
-        // A second live handle of the same name shares the series.
-        let respawned = sink.resolve("a");
-        sink.service_started(&respawned, 3);
-        assert_eq!(recorder.gauge("supervisor_active_services", &[]), Some(0.0));
-        sink.service_removed(a);
-        assert_eq!(sink.tracked_services(), 1);
-        sink.service_removed(respawned);
-    });
-    assert_eq!(recorder.counter("supervisor_spawned_total", &[]), Some(3));
-    assert_eq!(
-        recorder.counter("supervisor_restarts_total", &[("service", "a")]),
-        Some(1)
-    );
-    assert_eq!(
-        recorder.counter(
-            "supervisor_terminated_total",
-            &[("service", "a"), ("reason", "unrecoverable")]
-        ),
-        Some(2)
-    );
-    assert_eq!(sink.tracked_services(), 0);
+    for (stages, active) in [(1, 2.0), (2, 1.0), (3, 0.0), (4, 0.0), (5, 0.0)] {
+        let recorder = Counting::default();
+        let sink = FacadeSink::new();
+        metrics::with_local_recorder(&recorder, || odd_history(&sink, stages));
+        let recorded = recorder.snapshot();
+        assert_eq!(
+            recorded.gauge("supervisor_active_services", &[]),
+            Some(active),
+            "after {stages} stages"
+        );
+        if stages < 5 {
+            continue;
+        }
+        assert_eq!(recorded.counter("supervisor_spawned_total", &[]), Some(3));
+        assert_eq!(
+            recorded.counter("supervisor_restarts_total", &[("service", "a")]),
+            Some(1)
+        );
+        assert_eq!(
+            recorded.counter(
+                "supervisor_terminated_total",
+                &[("service", "a"), ("reason", "unrecoverable")]
+            ),
+            Some(2)
+        );
+        assert_eq!(sink.tracked_services(), 0);
+    }
 }

@@ -12,9 +12,6 @@
 //!   (what scrapers get) or as Prometheus text 0.0.4 (what `promtool` lints).
 //! - [`MetricsServer`] and [`serve`] (feature `server`): `/metrics` over
 //!   HTTP/1.1 on a tokio listener, loopback by default ([`DEFAULT_ADDR`]).
-//! - [`test_support`] (feature `test-support`): find `promtool`/`prometheus`,
-//!   lint with `promtool check metrics`, run a real Prometheus against a
-//!   target and query it.
 //!
 //! # Who should depend on this crate
 //!
@@ -31,7 +28,6 @@
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
 //! | `server` | no | [`MetricsServer`], [`serve`], [`DEFAULT_ADDR`]; pulls tokio (`net`, `io-util`, `time`, `rt`, `macros`) |
-//! | `test-support` | no | the [`test_support`] module; implies `server`, pulls `serde_json` |
 //!
 //! # Examples
 //!
@@ -92,21 +88,11 @@
     not(feature = "server"),
     doc = "[`MetricsServer`]: #feature-flags\n[`serve`]: #feature-flags\n[`DEFAULT_ADDR`]: #feature-flags"
 )]
-#![cfg_attr(
-    feature = "test-support",
-    doc = "[`test_support`]: crate::test_support"
-)]
-#![cfg_attr(
-    not(feature = "test-support"),
-    doc = "[`test_support`]: #feature-flags"
-)]
 
 mod render;
 #[cfg(feature = "server")]
 mod server;
 mod sink;
-#[cfg(feature = "test-support")]
-pub mod test_support;
 
 /// The prometheus-client version this crate is built against, so callers can
 /// name its `Registry` without a second, possibly different, dependency.

@@ -2,12 +2,15 @@
 //!
 //! The models are written independently of the crate's internals: the
 //! exponential in `f64` with `powf`, the generator from the published
-//! SplitMix64 algorithm, the circuit breaker as a plain list of every failure.
+//! SplitMix64 algorithm, the circuit breaker as a plain list of the failures
+//! in its window (`tests::BreakerModel`, shared with the chaos tests of the
+//! supervisor).
 
 use std::time::Duration;
 
 use proptest::prelude::*;
 use supervisor_backoff::{BackoffAction, BackoffConfig, Jitter, MAX_BREAKER_RETRIES, MAX_DELAY};
+use tests::BreakerModel;
 
 /// Nanoseconds of a duration known to be at most `MAX_DELAY`.
 pub(crate) fn nanos(duration: Duration) -> u64 {
@@ -118,16 +121,13 @@ impl ModelSchedule {
     }
 }
 
-/// A `BackoffState` as the documentation describes it, with every failure kept.
+/// A `BackoffState` as the documentation describes it.
 #[derive(Debug, Clone)]
 pub(crate) struct ModelState {
     config: BackoffConfig,
     pub(crate) schedule: ModelSchedule,
     run_started: Option<Duration>,
-    total_delays: Duration,
-    active_now: Duration,
-    /// The active time of every failure recorded while the circuit was closed.
-    failures: Vec<Duration>,
+    breaker: Option<BreakerModel>,
     /// The `failures` of the `CircuitOpen` that opened the circuit.
     pub(crate) open: Option<u32>,
 }
@@ -138,9 +138,9 @@ impl ModelState {
             config,
             schedule: ModelSchedule::new(config, seed),
             run_started: None,
-            total_delays: Duration::ZERO,
-            active_now: Duration::ZERO,
-            failures: Vec::new(),
+            breaker: config
+                .circuit_breaker()
+                .map(|breaker| BreakerModel::new(breaker.max_retries(), breaker.window())),
             open: None,
         }
     }
@@ -151,47 +151,41 @@ impl ModelState {
 
     /// Failures inside the window as of the last failure.
     pub(crate) fn failures_in_window(&self) -> u32 {
-        let Some(breaker) = self.config.circuit_breaker() else {
-            return 0;
-        };
-        let inside = self
-            .failures
-            .iter()
-            .filter(|&&t| self.active_now - t < breaker.window())
-            .count();
-        u32::try_from(inside).expect("small")
+        self.breaker
+            .as_ref()
+            .map_or(0, BreakerModel::failures_in_window)
     }
 
     pub(crate) fn next_backoff(&mut self, now: Duration) -> BackoffAction {
-        if let Some(breaker) = self.config.circuit_breaker() {
+        if let Some(breaker) = &mut self.breaker {
+            let max_retries = breaker.max_retries();
             if let Some(failures) = self.open {
                 return BackoffAction::CircuitOpen {
                     failures,
-                    max_retries: breaker.max_retries(),
+                    max_retries,
                 };
             }
-            let active = now.saturating_sub(self.total_delays);
-            if active > self.active_now {
-                self.active_now = active;
-            }
-            self.failures.push(self.active_now);
-            let failures = self.failures_in_window();
-            if failures > breaker.max_retries() {
+            if breaker.fail(now) {
+                let failures = breaker.failures_in_window();
                 self.open = Some(failures);
                 return BackoffAction::CircuitOpen {
                     failures,
-                    max_retries: breaker.max_retries(),
+                    max_retries,
                 };
             }
         }
         let delay = self.schedule.next_delay();
-        self.total_delays = self.total_delays.saturating_add(delay);
+        if let Some(breaker) = &mut self.breaker {
+            breaker.add_delay(delay);
+        }
         BackoffAction::Retry(delay)
     }
 
     pub(crate) fn reset(&mut self) {
         self.schedule.reset();
-        self.failures.clear();
+        if let Some(breaker) = &mut self.breaker {
+            breaker.clear();
+        }
         self.open = None;
     }
 

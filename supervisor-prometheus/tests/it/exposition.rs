@@ -9,7 +9,8 @@ use supervisor_prometheus::{
     PrometheusSink, UPTIME_BUCKETS_SECONDS, render, render_prometheus_text,
 };
 
-use crate::support::{ByName, WEIRD_SERVICE, WEIRD_SERVICE_ESCAPED, chaotic_run, samples, value};
+use tests::exposition::{samples, value};
+use tests::sink::{ByName, WEIRD_SERVICE, WEIRD_SERVICE_ESCAPED, chaotic_run};
 
 /// Every family, with its type, as named in OpenMetrics `# TYPE` lines.
 const FAMILIES: [(&str, &str); 9] = [

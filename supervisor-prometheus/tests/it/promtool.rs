@@ -6,10 +6,9 @@
 //! real Prometheus is checked in `real_prometheus`.
 
 use prometheus_client::registry::Registry;
-use supervisor_prometheus::test_support::{Tool, promtool_check_metrics};
 use supervisor_prometheus::{PrometheusSink, render_prometheus_text};
-
-use crate::support::{ByName, chaotic_run};
+use tests::prometheus::{Tool, promtool_check_metrics};
+use tests::sink::{ByName, chaotic_run};
 
 #[test]
 fn promtool_accepts_the_exposition_of_a_chaotic_run() -> anyhow::Result<()> {

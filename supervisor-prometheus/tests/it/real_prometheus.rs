@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use supervisor_metrics::{FailureKind, MetricsSink, ServicePhase};
-use supervisor_prometheus::test_support::{PrometheusServer, ScrapeConfig, Tool};
 use supervisor_prometheus::{MetricsServer, PrometheusSink};
+use tests::prometheus::{PrometheusServer, ScrapeConfig, Tool};
+use tests::sink::{ByName, WEIRD_SERVICE, WEIRD_SERVICE_ESCAPED};
 use tokio::sync::oneshot;
-
-use crate::support::{ByName, WEIRD_SERVICE, WEIRD_SERVICE_ESCAPED};
 
 /// The longest the test waits for a value to show up in Prometheus.
 const PATIENCE: Duration = Duration::from_secs(30);

@@ -1,21 +1,20 @@
-//! The `/metrics` server, spoken to with plain TCP.
+//! The `/metrics` server, spoken to with plain TCP and with an HTTP client.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
-use supervisor_prometheus::test_support::http_get;
 use supervisor_prometheus::{
     MAX_REQUEST_HEAD_BYTES, MetricsServer, OPENMETRICS_CONTENT_TYPE, PrometheusSink,
     REQUEST_TIMEOUT, render,
 };
+use tests::prometheus::http_get;
+use tests::sink::{ByName, chaotic_run};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-use crate::support::{ByName, chaotic_run};
 
 /// A server on a free loopback port, stopped when the sender is dropped or
 /// used.
@@ -88,12 +87,12 @@ async fn get_metrics_answers_the_openmetrics_rendering() -> anyhow::Result<()> {
 async fn other_paths_and_methods_are_refused() -> anyhow::Result<()> {
     let server = start_server().await?;
 
-    let not_found = http_get(server.addr, "/").await?;
+    let not_found = http_get(server.addr, "/", &[]).await?;
     assert_eq!(not_found.status, 404);
-    let not_found = http_get(server.addr, "/metrics/extra").await?;
+    let not_found = http_get(server.addr, "/metrics/extra", &[]).await?;
     assert_eq!(not_found.status, 404);
 
-    let with_query = http_get(server.addr, "/metrics?debug=1").await?;
+    let with_query = http_get(server.addr, "/metrics", &[("debug", "1")]).await?;
     assert_eq!(with_query.status, 200);
     assert_eq!(
         with_query.header("content-type"),
@@ -180,7 +179,7 @@ async fn concurrent_scrapes_all_succeed_and_see_updates() -> anyhow::Result<()> 
 
     sink.service_spawned("feed");
     let scrapes: Vec<_> = (0..16)
-        .map(|_| tokio::spawn(http_get(addr, "/metrics")))
+        .map(|_| tokio::spawn(http_get(addr, "/metrics", &[])))
         .collect();
     for scrape in scrapes {
         let response = scrape.await??;
@@ -188,7 +187,7 @@ async fn concurrent_scrapes_all_succeed_and_see_updates() -> anyhow::Result<()> 
         assert!(response.body.contains("supervisor_spawned_total 1\n"));
     }
     sink.service_started("feed", 2);
-    let response = http_get(addr, "/metrics").await?;
+    let response = http_get(addr, "/metrics", &[]).await?;
     assert!(
         response
             .body
@@ -206,7 +205,7 @@ async fn concurrent_scrapes_all_succeed_and_see_updates() -> anyhow::Result<()> 
 async fn shutdown_stops_accepting() -> anyhow::Result<()> {
     let server = start_server().await?;
     let addr = server.addr;
-    assert_eq!(http_get(addr, "/metrics").await?.status, 200);
+    assert_eq!(http_get(addr, "/metrics", &[]).await?.status, 200);
     let _ = server.stop.send(());
     tokio::time::timeout(Duration::from_secs(5), server.task).await??;
     assert!(TcpStream::connect(addr).await.is_err());

@@ -17,7 +17,7 @@
 //! Each case builds its own runtime and takes a few milliseconds; the number
 //! of cases is `PROPTEST_CASES` (256 by default, 2048 in CI).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ use supervisor_core::{
     MetricsSink, RestartPolicy, ServiceLifecycleSnapshot, ServicePhase, SpawnOptions, Supervisor,
     TerminationReason,
 };
+use tests::BreakerModel;
 use tokio::time::Instant;
 
 use crate::support::{Event, Recorder, Scripted, Step, config};
@@ -511,30 +512,6 @@ enum Ended {
     Failure { started: Instant, ended: Instant },
 }
 
-/// The circuit breaker, from `BackoffState`'s documentation: failures are
-/// counted in *active time* (time minus the delays handed out, made
-/// monotone); more than `max_retries` inside the window opens it.
-#[derive(Debug)]
-struct BreakerModel {
-    max_retries: u32,
-    window: Duration,
-    total_delays: Duration,
-    active: Duration,
-    failures: VecDeque<Duration>,
-}
-
-impl BreakerModel {
-    /// Records a failure at `now` (since the supervisor's creation); whether
-    /// it opens the circuit.
-    fn fail(&mut self, now: Duration) -> bool {
-        self.active = self.active.max(now.saturating_sub(self.total_delays));
-        let (active, window) = (self.active, self.window);
-        self.failures.retain(|&failure| active - failure < window);
-        self.failures.push_back(active);
-        self.failures.len() > self.max_retries as usize
-    }
-}
-
 /// The reference model of one service, fed its events in order. Every event
 /// is checked against the script, the policy and the backoff; times are
 /// checked exactly.
@@ -586,13 +563,10 @@ impl<'a> Model<'a> {
             backoff: None,
             attempt: 0,
             previous_delay: plan.backoff.base(),
-            breaker: plan.backoff.circuit_breaker().map(|breaker| BreakerModel {
-                max_retries: breaker.max_retries(),
-                window: breaker.window(),
-                total_delays: Duration::ZERO,
-                active: Duration::ZERO,
-                failures: VecDeque::new(),
-            }),
+            breaker: plan
+                .backoff
+                .circuit_breaker()
+                .map(|breaker| BreakerModel::new(breaker.max_retries(), breaker.window())),
             circuit_opened: None,
             terminated_at: None,
             reason: None,
@@ -636,9 +610,9 @@ impl<'a> Model<'a> {
                     breaker.fail(at - self.epoch),
                     "{name}: the circuit opened, the model says it stays closed: {breaker:?}"
                 );
-                assert_eq!(max_retries, breaker.max_retries, "{name}");
+                assert_eq!(max_retries, breaker.max_retries(), "{name}");
                 assert_eq!(failures, max_retries + 1, "{name}");
-                assert_eq!(failures as usize, breaker.failures.len(), "{name}");
+                assert_eq!(failures, breaker.failures_in_window(), "{name}");
                 self.circuit_opened = Some((failures, max_retries));
             }
             Event::Terminated(_, reason) => self.terminated(at, reason),
@@ -760,7 +734,7 @@ impl<'a> Model<'a> {
                 self.attempt = 0;
                 self.previous_delay = self.plan.backoff.base();
                 if let Some(breaker) = &mut self.breaker {
-                    breaker.failures.clear();
+                    breaker.clear();
                 }
             }
             Ended::Failure { started, ended } => {
@@ -770,7 +744,7 @@ impl<'a> Model<'a> {
                         !breaker.fail(ended - self.epoch),
                         "{name}: retried, the model says the circuit opens: {breaker:?}"
                     );
-                    breaker.total_delays += delay;
+                    breaker.add_delay(delay);
                 }
                 self.assert_delay_in_bounds(delay);
                 self.previous_delay = delay;

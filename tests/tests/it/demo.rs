@@ -1,31 +1,35 @@
-//! The demo as a real process: built with cargo, started, sent SIGTERM after a
-//! few seconds, it exits 0 within its shutdown timeout with every service
-//! drained and the one that ignores cancellation reported as aborted.
+//! The demo as a real process: built with cargo and started, it is sent
+//! SIGTERM once its circuit breaker has tripped, and exits 0 within its
+//! shutdown timeout with every service drained and the one that ignores
+//! cancellation reported as aborted. A real Prometheus scrapes it.
 //!
 //! Real time on purpose: this is the only test of the signal handling and of
-//! the demo's output. Unix only (it sends SIGTERM with `kill`).
+//! the demo's output. Nothing sleeps for a fixed time: each step waits for
+//! what it needs (a line of the demo's stdout, its exit, an answer of
+//! Prometheus) up to a generous deadline, so a fast machine finishes in about
+//! the demo's own timings (the breaker trips about 1 s in, the drain waits
+//! out the 2 s shutdown timeout) and a slow one still passes. Unix only (it
+//! sends SIGTERM with `kill`).
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use tests::prometheus::{PrometheusServer, ScrapeConfig, Tool};
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// The demo's shutdown timeout (`SHUTDOWN_TIMEOUT` in `examples/fleet.rs`).
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long the demo runs before SIGTERM: time for restarts, a panic and the
-/// circuit breaker of `price-poller` (which trips after about 1.5 s).
-const RUN_FOR: Duration = Duration::from_secs(3);
-
 /// Slack on top of the shutdown timeout for the process to exit.
 const EXIT_MARGIN: Duration = Duration::from_secs(3);
 
-/// How long to wait, after [`RUN_FOR`], for the circuit breaker to trip on a
-/// slow machine before failing.
+/// The longest any one step may take on a slow machine before the test fails:
+/// a line of stdout, a value in Prometheus.
 const PATIENCE: Duration = Duration::from_secs(30);
 
 #[tokio::test]
@@ -33,17 +37,12 @@ async fn the_demo_drains_every_service_on_sigterm_and_exits_0() {
     let fleet = build_the_demo();
     let mut demo = Demo::start(&fleet);
 
-    // Let it run, at least until the circuit breaker has tripped.
-    tokio::time::sleep(RUN_FOR).await;
-    let deadline = Instant::now() + PATIENCE;
-    while !demo.stdout().contains("circuit breaker open") {
-        assert!(
-            Instant::now() < deadline,
-            "the circuit never tripped\n{}",
-            demo.output()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Run at least until `price-poller`'s circuit breaker has tripped: by then
+    // it has restarted four times.
+    demo.wait_for_stdout("the circuit breaker to trip", |stdout| {
+        stdout.contains("circuit breaker open").then_some(())
+    })
+    .await;
     assert!(
         demo.child.try_wait().expect("the demo's status").is_none(),
         "the demo exited before SIGTERM\n{}",
@@ -51,14 +50,9 @@ async fn the_demo_drains_every_service_on_sigterm_and_exits_0() {
     );
 
     let signalled = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-TERM", &demo.child.id().to_string()])
-        .status()
-        .expect("`kill` runs");
-    assert!(kill.success(), "kill -TERM failed: {kill}");
+    demo.terminate().await;
     let status = demo.wait_for_exit(SHUTDOWN_TIMEOUT + EXIT_MARGIN).await;
     let took = signalled.elapsed();
-    demo.join_readers();
 
     let output = demo.output();
     let stdout = demo.stdout();
@@ -92,14 +86,21 @@ async fn the_demo_drains_every_service_on_sigterm_and_exits_0() {
 
 #[tokio::test]
 async fn a_real_prometheus_scrapes_the_demo_and_sees_the_flaky_service_restart() {
-    use supervisor_prometheus::test_support::{PrometheusServer, ScrapeConfig, Tool};
-
     let Some(prometheus) = Tool::Prometheus.require().unwrap() else {
         return;
     };
     let fleet = build_the_demo();
     let mut demo = Demo::start(&fleet);
-    let addr = demo.metrics_addr().await;
+    let addr = demo
+        .wait_for_stdout("the metrics address", |stdout| {
+            stdout.lines().find_map(|line| {
+                line.strip_prefix("serving metrics on http://")?
+                    .strip_suffix("/metrics")?
+                    .parse::<std::net::SocketAddr>()
+                    .ok()
+            })
+        })
+        .await;
 
     let server = PrometheusServer::start(&prometheus, &ScrapeConfig::new([addr]))
         .await
@@ -113,9 +114,7 @@ async fn a_real_prometheus_scrapes_the_demo_and_sees_the_flaky_service_restart()
         .await
         .unwrap_or_else(|err| {
             panic!(
-                "prometheus never saw a restart: {err}
-{}
-{}",
+                "prometheus never saw a restart: {err}\n{}\n{}",
                 server.log(),
                 demo.output()
             )
@@ -128,11 +127,7 @@ async fn a_real_prometheus_scrapes_the_demo_and_sees_the_flaky_service_restart()
     let up = server.query("up").await.unwrap();
     assert_eq!(up.iter().map(|s| s.value).collect::<Vec<_>>(), [1.0]);
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &demo.child.id().to_string()])
-        .status()
-        .expect("`kill` runs");
-    assert!(kill.success());
+    demo.terminate().await;
     let status = demo.wait_for_exit(SHUTDOWN_TIMEOUT + EXIT_MARGIN).await;
     assert!(
         status.success(),
@@ -141,11 +136,19 @@ async fn a_real_prometheus_scrapes_the_demo_and_sees_the_flaky_service_restart()
     );
 }
 
+/// Everything read so far from one of the demo's pipes.
+#[derive(Debug, Default)]
+struct Pipe {
+    text: String,
+    /// The demo closed the pipe (it exited).
+    closed: bool,
+}
+
 /// The demo's process, killed if the test fails before it exits.
 struct Demo {
     child: Child,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
+    stdout: watch::Receiver<Pipe>,
+    stderr: watch::Receiver<Pipe>,
     readers: Vec<JoinHandle<()>>,
 }
 
@@ -159,100 +162,96 @@ impl Demo {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {}: {err}", fleet.display()));
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let readers = vec![
-            read_in_background(child.stdout.take().expect("piped"), Arc::clone(&stdout)),
-            read_in_background(child.stderr.take().expect("piped"), Arc::clone(&stderr)),
-        ];
+        let (stdout_reader, stdout) = read_in_background(child.stdout.take().expect("piped"));
+        let (stderr_reader, stderr) = read_in_background(child.stderr.take().expect("piped"));
         Self {
             child,
             stdout,
             stderr,
-            readers,
+            readers: vec![stdout_reader, stderr_reader],
         }
     }
 
     fn stdout(&self) -> String {
-        self.stdout.lock().unwrap().clone()
-    }
-
-    /// The address the demo printed for its `/metrics` endpoint.
-    async fn metrics_addr(&self) -> std::net::SocketAddr {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let found = self.stdout().lines().find_map(|line| {
-                line.strip_prefix("serving metrics on http://")?
-                    .strip_suffix("/metrics")?
-                    .parse()
-                    .ok()
-            });
-            if let Some(addr) = found {
-                return addr;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the demo never printed its metrics address\n{}",
-                self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.stdout.borrow().text.clone()
     }
 
     fn output(&self) -> String {
-        let stderr = self.stderr.lock().unwrap().clone();
-        format!("--- stdout\n{}\n--- stderr\n{stderr}", self.stdout())
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr.borrow().text
+        )
     }
 
-    /// Waits up to `limit` for the demo to exit; fails the test otherwise.
+    /// Waits until `find` finds something in the demo's stdout so far, and
+    /// returns it; fails the test after [`PATIENCE`], or if the demo closes
+    /// its stdout first.
+    async fn wait_for_stdout<T>(&self, what: &str, find: impl Fn(&str) -> Option<T>) -> T {
+        let mut stdout = self.stdout.clone();
+        let mut found = None;
+        let waited = tokio::time::timeout(
+            PATIENCE,
+            stdout.wait_for(|pipe| {
+                found = find(&pipe.text);
+                found.is_some() || pipe.closed
+            }),
+        )
+        .await;
+        if waited.is_err() {
+            panic!("no sign of {what} within {PATIENCE:?}\n{}", self.output());
+        }
+        found.unwrap_or_else(|| panic!("the demo exited before {what}\n{}", self.output()))
+    }
+
+    /// Sends SIGTERM.
+    async fn terminate(&self) {
+        let pid = self.child.id().expect("the demo is running");
+        let kill = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("`kill` runs");
+        assert!(kill.success(), "kill -TERM failed: {kill}");
+    }
+
+    /// Waits up to `limit` for the demo to exit, then for its pipes to be read
+    /// to their end; fails the test otherwise.
     async fn wait_for_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("the demo's status") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
+        let status = match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(status) => status.expect("the demo's status"),
+            Err(_elapsed) => panic!(
                 "the demo did not exit within {limit:?} of SIGTERM\n{}",
                 self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Waits until the pipes are closed and read to their end.
-    fn join_readers(&mut self) {
+            ),
+        };
         for reader in self.readers.drain(..) {
-            reader.join().expect("a pipe reader");
+            reader.await.expect("a pipe reader");
         }
+        status
     }
 }
 
-impl Drop for Demo {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Appends everything read from `pipe` to `into`, on its own thread, so the
-/// demo never blocks on a full pipe.
+/// Reads `pipe` line by line into a [`Pipe`] on a task of its own, so the demo
+/// never blocks on a full pipe and the test can wait for a line.
 fn read_in_background(
-    pipe: impl std::io::Read + Send + 'static,
-    into: Arc<Mutex<String>>,
-) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            let mut text = into.lock().unwrap();
-            text.push_str(&line);
-            text.push('\n');
+    pipe: impl AsyncRead + Unpin + Send + 'static,
+) -> (JoinHandle<()>, watch::Receiver<Pipe>) {
+    let (sender, receiver) = watch::channel(Pipe::default());
+    let reader = tokio::spawn(async move {
+        let mut lines = BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            sender.send_modify(|pipe| {
+                pipe.text.push_str(&line);
+                pipe.text.push('\n');
+            });
         }
-    })
+        sender.send_modify(|pipe| pipe.closed = true);
+    });
+    (reader, receiver)
 }
 
 /// Builds the `fleet` example of `supervisor-core` into this workspace's target
@@ -261,7 +260,7 @@ fn build_the_demo() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("the workspace root");
-    let output = Command::new(env!("CARGO"))
+    let output = std::process::Command::new(env!("CARGO"))
         .current_dir(workspace)
         .args([
             "build",

@@ -1,14 +1,14 @@
 //! The Prometheus adapter on a real supervisor: the exposition after a chaotic
 //! fleet agrees with the built-in counters and passes `promtool check metrics`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use supervisor_core::{RestartPolicy, SpawnOptions, Supervisor};
 use supervisor_prometheus::prometheus_client::registry::Registry;
-use supervisor_prometheus::test_support::{Tool, promtool_check_metrics};
 use supervisor_prometheus::{PrometheusSink, render, render_prometheus_text};
+use tests::exposition::{sum_of, value};
+use tests::prometheus::{Tool, promtool_check_metrics};
 
 use crate::support::{Scripted, Step, advance, config, exact_backoff, wait_for_phase};
 
@@ -64,72 +64,52 @@ async fn chaotic_fleet() -> (Supervisor, Registry) {
     (sup, registry)
 }
 
-/// `name{labels} value` lines of a text exposition, by full series text.
-fn samples(exposition: &str) -> BTreeMap<String, f64> {
-    exposition
-        .lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect()
-}
-
-fn sum_of(samples: &BTreeMap<String, f64>, family: &str) -> f64 {
-    samples
-        .iter()
-        .filter(|(series, _)| {
-            series.as_str() == family || series.starts_with(&format!("{family}{{"))
-        })
-        .map(|(_, value)| value)
-        .sum()
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_exposition_agrees_with_the_built_in_counters() {
     let (sup, registry) = chaotic_fleet().await;
     let m = sup.metrics().snapshot();
     let text = render(&registry).unwrap();
-    let s = samples(&text);
 
     assert_eq!(
-        sum_of(&s, "supervisor_restarts_total"),
+        sum_of(&text, "supervisor_restarts_total"),
         m.restarts_total as f64
     );
     assert_eq!(
-        sum_of(&s, "supervisor_spawned_total"),
+        sum_of(&text, "supervisor_spawned_total"),
         m.spawned_total as f64
     );
     assert_eq!(
-        sum_of(&s, "supervisor_terminated_total"),
+        sum_of(&text, "supervisor_terminated_total"),
         m.terminated_total as f64
     );
-    assert_eq!(sum_of(&s, "supervisor_active_services"), 0.0);
+    assert_eq!(sum_of(&text, "supervisor_active_services"), 0.0);
     assert_eq!(
-        sum_of(&s, "supervisor_circuit_breaker_trips_total"),
+        sum_of(&text, "supervisor_circuit_breaker_trips_total"),
         m.circuit_breaker_trips as f64
     );
     assert_eq!(
-        sum_of(&s, "supervisor_failures_total"),
+        sum_of(&text, "supervisor_failures_total"),
         m.failures.total() as f64
     );
     assert_eq!(m.circuit_breaker_trips, 1);
     assert_eq!(m.failures.panic, 1);
     assert_eq!(m.failures.timeout, 1);
     assert_eq!(
-        s.get(r#"supervisor_terminated_total{service="hung",reason="shutdown_timeout"}"#),
-        Some(&1.0)
+        value(
+            &text,
+            r#"supervisor_terminated_total{service="hung",reason="shutdown_timeout"}"#
+        ),
+        Some("1")
     );
     assert_eq!(
-        s.get(r#"supervisor_restarts_total{service="flaky"}"#),
-        Some(&2.0)
+        value(&text, r#"supervisor_restarts_total{service="flaky"}"#),
+        Some("2")
     );
     // Every service ends with exactly one phase at 1: terminated.
     for snap in sup.lifecycle_snapshots() {
         assert_eq!(snap.phase, supervisor_core::ServicePhase::Terminated);
     }
-    assert_eq!(sum_of(&s, "supervisor_service_phase"), 5.0);
+    assert_eq!(sum_of(&text, "supervisor_service_phase"), 5.0);
     // The label value with a quote and a backslash is escaped.
     assert!(
         text.contains(r#"service="risky \"engine\"\\""#),

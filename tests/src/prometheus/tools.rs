@@ -1,5 +1,6 @@
 //! Locating `promtool` and `prometheus`, and running `promtool check metrics`.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Write};
@@ -13,15 +14,6 @@ pub const SKIP_ENV_VAR: &str = "SUPERVISOR_SKIP_PROMTOOL";
 const TOOLS_DIR_ENV_VAR: &str = "PROMETHEUS_TOOLS_DIR";
 
 /// A binary of Debian's `prometheus` package.
-///
-/// # Examples
-///
-/// ```
-/// use supervisor_prometheus::test_support::Tool;
-///
-/// assert_eq!(Tool::Promtool.binary_name(), "promtool");
-/// assert_eq!(Tool::Prometheus.env_var(), "PROMETHEUS");
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Tool {
@@ -57,16 +49,6 @@ impl Tool {
     ///
     /// [`ToolNotFound`] listing every place looked at; immediately if the
     /// environment variable is set but does not name a file.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// use supervisor_prometheus::test_support::Tool;
-    ///
-    /// let promtool = Tool::Promtool.locate()?;
-    /// println!("using {}", promtool.display());
-    /// # Ok::<(), supervisor_prometheus::test_support::ToolNotFound>(())
-    /// ```
     pub fn locate(self) -> Result<PathBuf, ToolNotFound> {
         self.locate_in(&Environment::current())
     }
@@ -81,18 +63,6 @@ impl Tool {
     ///
     /// [`ToolNotFound`] when the tool is missing and `CI=true`, or when it is
     /// missing and [`SKIP_ENV_VAR`] is not `1`.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// use supervisor_prometheus::test_support::Tool;
-    ///
-    /// let Some(promtool) = Tool::Promtool.require()? else {
-    ///     return Ok(()); // Skipped on request, outside CI.
-    /// };
-    /// # let _ = promtool;
-    /// # Ok::<(), supervisor_prometheus::test_support::ToolNotFound>(())
-    /// ```
     pub fn require(self) -> Result<Option<PathBuf>, ToolNotFound> {
         self.require_in(&Environment::current())
     }
@@ -109,7 +79,6 @@ impl Tool {
     }
 
     fn locate_in(self, environment: &Environment) -> Result<PathBuf, ToolNotFound> {
-        let mut searched = Vec::new();
         let not_found = |searched, explicit| ToolNotFound {
             tool: self,
             searched,
@@ -121,25 +90,19 @@ impl Tool {
             if path.is_file() {
                 return Ok(path);
             }
-            searched.push(path);
-            return Err(not_found(searched, true));
+            return Err(not_found(vec![path], true));
         }
         let tool_dirs = environment
             .tools_dir
             .iter()
-            .chain(std::iter::once(&environment.default_tools_dir));
+            .chain(std::iter::once(&environment.default_tools_dir))
+            .map(|dir| dir.join("usr").join("bin"));
         let path_dirs = environment.path.iter().flat_map(std::env::split_paths);
-        for dir in tool_dirs
-            .map(|dir| dir.join("usr").join("bin"))
-            .chain(path_dirs)
-        {
-            let candidate = dir.join(self.binary_name());
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-            searched.push(candidate);
-        }
-        Err(not_found(searched, false))
+        let searched: Vec<PathBuf> = tool_dirs.chain(path_dirs).collect();
+        let found = std::env::join_paths(&searched).ok().and_then(|paths| {
+            which::which_in(self.binary_name(), Some(paths), &environment.cwd).ok()
+        });
+        found.ok_or_else(|| not_found(searched, false))
     }
 }
 
@@ -150,17 +113,6 @@ impl fmt::Display for Tool {
 }
 
 /// A [`Tool`] that could not be found.
-///
-/// # Examples
-///
-/// ```
-/// use supervisor_prometheus::test_support::{Tool, ToolNotFound};
-///
-/// fn describe(error: &ToolNotFound) -> String {
-///     format!("{} missing after {} places", error.tool(), error.searched().len())
-/// }
-/// # let _ = describe;
-/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolNotFound {
     tool: Tool,
@@ -176,7 +128,8 @@ impl ToolNotFound {
         self.tool
     }
 
-    /// Every path looked at, in order.
+    /// Every folder looked in, in order; the one path given by the
+    /// environment variable when it is set.
     #[must_use]
     pub fn searched(&self) -> &[PathBuf] {
         &self.searched
@@ -201,7 +154,7 @@ impl fmt::Display for ToolNotFound {
             write!(
                 f,
                 "`{tool}` not found in `${TOOLS_DIR_ENV_VAR}/usr/bin`, `target/tools/prometheus/usr/bin` or `PATH` \
-                 ({} places); run `supervisor-prometheus/fetch-prometheus.sh` or set `{env_var}` to its path",
+                 ({} folders); run `supervisor-prometheus/fetch-prometheus.sh` or set `{env_var}` to its path",
                 self.searched.len()
             )?;
         }
@@ -218,10 +171,12 @@ impl std::error::Error for ToolNotFound {}
 /// What `locate` reads from the process environment, gathered once.
 #[derive(Debug)]
 struct Environment {
-    explicit: std::collections::HashMap<Tool, OsString>,
+    explicit: HashMap<Tool, OsString>,
     tools_dir: Option<PathBuf>,
     default_tools_dir: PathBuf,
     path: Option<OsString>,
+    /// Where relative folders of `PATH` start from.
+    cwd: PathBuf,
     in_ci: bool,
     skip_requested: bool,
 }
@@ -242,12 +197,16 @@ impl Environment {
             tools_dir: std::env::var_os(TOOLS_DIR_ENV_VAR)
                 .filter(|value| !value.is_empty())
                 .map(PathBuf::from),
+            // This crate is `<workspace>/tests`; the script's default
+            // destination is `<workspace>/target/tools/prometheus`, whatever
+            // `CARGO_TARGET_DIR` says.
             default_tools_dir: Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("..")
                 .join("target")
                 .join("tools")
                 .join("prometheus"),
             path: std::env::var_os("PATH"),
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
             in_ci: std::env::var("CI").is_ok_and(|value| value == "true"),
             skip_requested: std::env::var(SKIP_ENV_VAR).is_ok_and(|value| value == "1"),
         }
@@ -274,8 +233,8 @@ impl CommandOutput {
     }
 }
 
-/// Pipes `exposition` (Prometheus text format, see
-/// [`render_prometheus_text`](crate::render_prometheus_text)) into
+/// Pipes `exposition` (Prometheus text format 0.0.4, as
+/// `supervisor_prometheus::render_prometheus_text` renders it) into
 /// `promtool check metrics` and waits for it.
 ///
 /// `promtool check metrics` reads the Prometheus text format 0.0.4 only; fed
@@ -285,21 +244,6 @@ impl CommandOutput {
 ///
 /// The I/O error of starting `promtool`, writing its input or reading its
 /// output. A lint failure is not an error: inspect the [`CommandOutput`].
-///
-/// # Examples
-///
-/// ```no_run
-/// use prometheus_client::registry::Registry;
-/// use supervisor_prometheus::test_support::{Tool, promtool_check_metrics};
-/// use supervisor_prometheus::{PrometheusSink, render_prometheus_text};
-///
-/// let mut registry = Registry::default();
-/// let _sink = PrometheusSink::register(&mut registry);
-/// let promtool = Tool::Promtool.locate()?;
-/// let output = promtool_check_metrics(&promtool, &render_prometheus_text(&registry)?)?;
-/// assert!(output.is_clean(), "{output:?}");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
 pub fn promtool_check_metrics(promtool: &Path, exposition: &str) -> io::Result<CommandOutput> {
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])
@@ -334,10 +278,11 @@ mod tests {
 
     fn environment(dir: &Path) -> Environment {
         Environment {
-            explicit: std::collections::HashMap::new(),
+            explicit: HashMap::new(),
             tools_dir: None,
             default_tools_dir: dir.join("missing"),
             path: Some(OsString::from(dir.join("also-missing"))),
+            cwd: dir.to_owned(),
             in_ci: false,
             skip_requested: false,
         }
@@ -345,8 +290,8 @@ mod tests {
 
     #[test]
     fn an_explicit_path_that_is_not_a_file_is_an_error_without_fallback() {
-        let dir = std::env::temp_dir();
-        let mut environment = environment(&dir);
+        let dir = tempfile::tempdir().unwrap();
+        let mut environment = environment(dir.path());
         environment
             .explicit
             .insert(Tool::Promtool, OsString::from("/nonexistent/promtool"));
@@ -361,8 +306,8 @@ mod tests {
 
     #[test]
     fn a_missing_tool_is_skipped_only_on_request_and_never_in_ci() {
-        let dir = std::env::temp_dir();
-        let mut environment = environment(&dir);
+        let dir = tempfile::tempdir().unwrap();
+        let mut environment = environment(dir.path());
         for (in_ci, skip_requested, skipped) in [
             (false, false, false),
             (false, true, true),
@@ -381,8 +326,8 @@ mod tests {
 
     #[test]
     fn a_missing_tool_lists_every_place_and_the_ci_policy() {
-        let dir = std::env::temp_dir();
-        let mut environment = environment(&dir);
+        let dir = tempfile::tempdir().unwrap();
+        let mut environment = environment(dir.path());
         environment.in_ci = true;
         let error = Tool::Prometheus.locate_in(&environment).unwrap_err();
         assert_eq!(error.searched().len(), 2);
@@ -390,6 +335,37 @@ mod tests {
             error
                 .to_string()
                 .ends_with("(CI=true: a missing tool fails the check)")
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_tools_folder_comes_before_path_and_needs_an_executable() {
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let dir = tempfile::tempdir().unwrap();
+        let tools_bin = dir.path().join("tools").join("usr").join("bin");
+        let path_bin = dir.path().join("path-bin");
+        for bin in [&tools_bin, &path_bin] {
+            std::fs::create_dir_all(bin).unwrap();
+            let file = bin.join("promtool");
+            std::fs::write(&file, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut environment = environment(dir.path());
+        environment.tools_dir = Some(dir.path().join("tools"));
+        environment.path = Some(OsString::from(&path_bin));
+        assert_eq!(
+            Tool::Promtool.locate_in(&environment),
+            Ok(tools_bin.join("promtool"))
+        );
+
+        // A file that is not executable is not the tool.
+        let file = tools_bin.join("promtool");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            Tool::Promtool.locate_in(&environment),
+            Ok(path_bin.join("promtool"))
         );
     }
 }

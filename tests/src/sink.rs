@@ -1,5 +1,7 @@
-//! Shared helpers: a chaotic but plausible sequence of supervisor events, and
-//! reading values back from a rendered exposition.
+//! One chaotic but plausible script of lifecycle events for any
+//! [`MetricsSink`], and [`ByName`], which drives a sink by service name as a
+//! supervisor would: the shared input of the metrics adapters' tests, so both
+//! adapters are checked against the same history.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -10,7 +12,7 @@ use supervisor_metrics::{FailureKind, MetricsSink, ServicePhase, TerminationReas
 /// Drives a sink by service name, as a supervisor would: each name is
 /// resolved once, at its first event (normally its spawn), and its handle is
 /// given back by `service_removed`. Dereferences to the sink.
-pub(crate) struct ByName<'a, S: MetricsSink> {
+pub struct ByName<'a, S: MetricsSink> {
     sink: &'a S,
     handles: RefCell<HashMap<String, S::Handle>>,
 }
@@ -23,8 +25,21 @@ impl<S: MetricsSink> std::ops::Deref for ByName<'_, S> {
     }
 }
 
+impl<S: MetricsSink> std::fmt::Debug for ByName<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let handles = self.handles.borrow();
+        let mut names: Vec<&String> = handles.keys().collect();
+        names.sort_unstable();
+        f.debug_struct("ByName")
+            .field("names", &names)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, S: MetricsSink> ByName<'a, S> {
-    pub(crate) fn new(sink: &'a S) -> Self {
+    /// Drives `sink`, with no name resolved yet.
+    #[must_use]
+    pub fn new(sink: &'a S) -> Self {
         Self {
             sink,
             handles: RefCell::default(),
@@ -39,49 +54,52 @@ impl<'a, S: MetricsSink> ByName<'a, S> {
         event(self.sink, handle);
     }
 
-    pub(crate) fn service_spawned(&self, service: &str) {
+    /// [`MetricsSink::service_spawned`] of `service`.
+    pub fn service_spawned(&self, service: &str) {
         self.with(service, |sink, handle| sink.service_spawned(handle));
     }
 
-    pub(crate) fn service_started(&self, service: &str, start_count: u64) {
+    /// [`MetricsSink::service_started`] of `service`.
+    pub fn service_started(&self, service: &str, start_count: u64) {
         self.with(service, |sink, handle| {
             sink.service_started(handle, start_count);
         });
     }
 
-    pub(crate) fn phase_changed(&self, service: &str, from: ServicePhase, to: ServicePhase) {
+    /// [`MetricsSink::phase_changed`] of `service`.
+    pub fn phase_changed(&self, service: &str, from: ServicePhase, to: ServicePhase) {
         self.with(service, |sink, handle| sink.phase_changed(handle, from, to));
     }
 
-    pub(crate) fn service_failed(&self, service: &str, kind: FailureKind) {
+    /// [`MetricsSink::service_failed`] of `service`.
+    pub fn service_failed(&self, service: &str, kind: FailureKind) {
         self.with(service, |sink, handle| sink.service_failed(handle, kind));
     }
 
-    pub(crate) fn backoff_scheduled(&self, service: &str, delay: Duration) {
+    /// [`MetricsSink::backoff_scheduled`] of `service`.
+    pub fn backoff_scheduled(&self, service: &str, delay: Duration) {
         self.with(service, |sink, handle| {
             sink.backoff_scheduled(handle, delay)
         });
     }
 
-    pub(crate) fn circuit_opened(&self, service: &str, failures: u32, max_retries: u32) {
+    /// [`MetricsSink::circuit_opened`] of `service`.
+    pub fn circuit_opened(&self, service: &str, failures: u32, max_retries: u32) {
         self.with(service, |sink, handle| {
             sink.circuit_opened(handle, failures, max_retries);
         });
     }
 
-    pub(crate) fn service_terminated(
-        &self,
-        service: &str,
-        reason: &TerminationReason,
-        uptime: Duration,
-    ) {
+    /// [`MetricsSink::service_terminated`] of `service`.
+    pub fn service_terminated(&self, service: &str, reason: &TerminationReason, uptime: Duration) {
         self.with(service, |sink, handle| {
             sink.service_terminated(handle, reason, uptime);
         });
     }
 
-    /// Gives the name's handle back (a no-op for a name never seen).
-    pub(crate) fn service_removed(&self, service: &str) {
+    /// [`MetricsSink::service_removed`] of `service`: gives its handle back
+    /// (a no-op for a name never seen).
+    pub fn service_removed(&self, service: &str) {
         let handle = self.handles.borrow_mut().remove(service);
         if let Some(handle) = handle {
             self.sink.service_removed(handle);
@@ -90,20 +108,24 @@ impl<'a, S: MetricsSink> ByName<'a, S> {
 }
 
 /// A service name that needs every escape of the exposition format.
-pub(crate) const WEIRD_SERVICE: &str = "we\"ird\\name\nx";
+pub const WEIRD_SERVICE: &str = "we\"ird\\name\nx";
 
 /// Its label value as rendered: `"` and `\` backslash-escaped, newline as `\n`.
-pub(crate) const WEIRD_SERVICE_ESCAPED: &str = r#"we\"ird\\name\nx"#;
+pub const WEIRD_SERVICE_ESCAPED: &str = r#"we\"ird\\name\nx"#;
 
 /// Feeds `sink` the events of a supervisor that lived through a bit of
 /// everything, interleaving services the way concurrent tasks would:
 ///
-/// - `flaky` fails (error, panic, error), restarts twice, trips its circuit
-///   breaker after the third failure and terminates;
-/// - `stuck` ignores the shutdown and is aborted after the drain timeout;
-/// - `ephemeral` completes and is removed;
+/// - `flaky` fails (error, panic, error), backs off 500 ms then 1 s,
+///   restarts twice, trips its circuit breaker after the third failure
+///   (`failures: 3, max_retries: 2`) and terminates with an uptime of 12.5 s;
+/// - `stuck` ignores the shutdown and is aborted after the 5 s drain timeout
+///   (a `Timeout` failure), with an uptime of one hour;
+/// - `ephemeral` completes after 250 ms and is removed;
 /// - `steady` and [`WEIRD_SERVICE`] keep running.
-pub(crate) fn chaotic_run<S: MetricsSink>(sink: &ByName<'_, S>) {
+///
+/// Five spawns, two services still active, four names still resolved.
+pub fn chaotic_run<S: MetricsSink>(sink: &ByName<'_, S>) {
     use ServicePhase::{BackingOff, Restarting, Running, Starting, Stopping, Terminated};
 
     for service in ["flaky", "stuck", "ephemeral", "steady", WEIRD_SERVICE] {
@@ -163,20 +185,4 @@ pub(crate) fn chaotic_run<S: MetricsSink>(sink: &ByName<'_, S>) {
         },
         Duration::from_secs(3_600),
     );
-}
-
-/// The sample lines of an exposition (no comments), for exact look-ups.
-pub(crate) fn samples(exposition: &str) -> Vec<&str> {
-    exposition
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .collect()
-}
-
-/// The value of the sample whose name and labels are exactly `series`
-/// (`name{label="value",...}` as rendered), if there is one.
-pub(crate) fn value<'a>(exposition: &'a str, series: &str) -> Option<&'a str> {
-    samples(exposition)
-        .into_iter()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
 }

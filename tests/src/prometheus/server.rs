@@ -6,11 +6,11 @@ use std::fmt::{self, Write as _};
 use std::fs::{self, File};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tempfile::TempDir;
 use tokio::time::Instant;
 
 use super::http::{HttpError, http_get};
@@ -26,19 +26,6 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 const START_ATTEMPTS: u32 = 3;
 
 /// What Prometheus scrapes: one job of static targets.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-///
-/// use supervisor_prometheus::test_support::ScrapeConfig;
-///
-/// let config = ScrapeConfig::new(["127.0.0.1:9898".parse()?]);
-/// assert_eq!(config.scrape_interval, Duration::from_secs(1));
-/// assert!(config.to_yaml().contains("- '127.0.0.1:9898'"));
-/// # Ok::<(), std::net::AddrParseError>(())
-/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScrapeConfig {
     /// The `job` label of the scraped series.
@@ -182,29 +169,10 @@ impl From<HttpError> for PrometheusError {
 /// own temporary data folder.
 ///
 /// Dropping it kills the process and deletes the folder.
-///
-/// # Examples
-///
-/// ```no_run
-/// use std::time::Duration;
-///
-/// use supervisor_prometheus::test_support::{PrometheusServer, ScrapeConfig, Tool};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let binary = Tool::Prometheus.locate()?;
-/// let prometheus = PrometheusServer::start(&binary, &ScrapeConfig::new(["127.0.0.1:9898".parse()?])).await?;
-/// let up = prometheus
-///     .wait_for("up", Duration::from_secs(30), |samples| samples.iter().any(|s| s.value == 1.0))
-///     .await?;
-/// println!("{up:?}");
-/// # Ok(())
-/// # }
-/// ```
 #[derive(Debug)]
 pub struct PrometheusServer {
     child: Child,
-    dir: PathBuf,
+    dir: TempDir,
     api_addr: SocketAddr,
 }
 
@@ -214,7 +182,7 @@ impl PrometheusServer {
     /// answers 200 (at most 30 seconds).
     ///
     /// Futures do nothing unless polled; must be polled within a tokio
-    /// runtime with the I/O and time drivers, in real (not paused) time.
+    /// runtime with the time driver, in real (not paused) time.
     ///
     /// # Errors
     ///
@@ -233,17 +201,20 @@ impl PrometheusServer {
 
     async fn start_once(binary: &Path, config: &ScrapeConfig) -> Result<Self, PrometheusError> {
         let io = |context| move |source| PrometheusError::Io { context, source };
-        let dir = unique_temp_dir().map_err(io("cannot create a temporary folder"))?;
-        let config_path = dir.join("prometheus.yml");
+        let dir = tempfile::Builder::new()
+            .prefix("supervisor-prometheus-")
+            .tempdir()
+            .map_err(io("cannot create a temporary folder"))?;
+        let config_path = dir.path().join("prometheus.yml");
         fs::write(&config_path, config.to_yaml()).map_err(io("cannot write prometheus.yml"))?;
-        let log =
-            File::create(dir.join("prometheus.log")).map_err(io("cannot create the log file"))?;
+        let log = File::create(dir.path().join("prometheus.log"))
+            .map_err(io("cannot create the log file"))?;
         let api_addr = free_loopback_port().map_err(io("cannot find a free port"))?;
         let child = Command::new(binary)
             .arg(format!("--config.file={}", config_path.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
-                dir.join("data").display()
+                dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address={api_addr}"))
             .stdin(Stdio::null())
@@ -279,7 +250,7 @@ impl PrometheusServer {
                     });
                 }
             }
-            if let Ok(response) = http_get(self.api_addr, "/-/ready").await {
+            if let Ok(response) = http_get(self.api_addr, "/-/ready", &[]).await {
                 if response.status == 200 {
                     return Ok(());
                 }
@@ -300,13 +271,13 @@ impl PrometheusServer {
     /// The temporary folder holding the configuration, the log and the TSDB.
     #[must_use]
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
     /// Prometheus' log (its stderr) so far; empty if it cannot be read.
     #[must_use]
     pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+        fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
     }
 
     /// Runs an instant query (`/api/v1/query`) and returns its samples.
@@ -318,8 +289,7 @@ impl PrometheusServer {
     /// [`PrometheusError::Http`] if the request fails, [`PrometheusError::Api`]
     /// if Prometheus answers with an error or a result that is not a vector.
     pub async fn query(&self, promql: &str) -> Result<Vec<Sample>, PrometheusError> {
-        let path = format!("/api/v1/query?query={}", percent_encode(promql));
-        let response = http_get(self.api_addr, &path).await?;
+        let response = http_get(self.api_addr, "/api/v1/query", &[("query", promql)]).await?;
         let api_error = || PrometheusError::Api {
             status: response.status,
             body: response.body.clone(),
@@ -367,23 +337,7 @@ impl Drop for PrometheusServer {
         // Best effort: the process may already be gone.
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A new, empty folder under the system temporary folder.
-fn unique_temp_dir() -> io::Result<PathBuf> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("supervisor-prometheus-{}-{n}", std::process::id()));
-        match fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            // Left over by an earlier process with the same id.
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(error) => return Err(error),
-        }
+        // `dir` removes itself when dropped, after this.
     }
 }
 
@@ -391,20 +345,6 @@ fn unique_temp_dir() -> io::Result<PathBuf> {
 /// before returning, so someone else may take it first).
 fn free_loopback_port() -> io::Result<SocketAddr> {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len() * 3);
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            encoded.push(char::from(byte));
-        } else {
-            // Writing to a `String` cannot fail.
-            let _ = write!(encoded, "%{byte:02X}");
-        }
-    }
-    encoded
 }
 
 /// The samples of a successful instant-query answer of type `vector`.
@@ -441,14 +381,6 @@ fn parse_vector(body: &str) -> Option<Vec<Sample>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn queries_are_percent_encoded() {
-        assert_eq!(
-            percent_encode("supervisor_restarts_total{service=\"flaky\"}"),
-            "supervisor_restarts_total%7Bservice%3D%22flaky%22%7D"
-        );
-    }
 
     #[test]
     fn vectors_are_parsed_and_errors_are_not() {
