@@ -87,6 +87,30 @@ impl ServicePhase {
         ServicePhase::Terminated,
     ];
 
+    /// The position of `self` in [`ALL`](Self::ALL), for tables indexed by
+    /// phase (one gauge per phase, say).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_lifecycle::ServicePhase;
+    ///
+    /// for (position, phase) in ServicePhase::ALL.into_iter().enumerate() {
+    ///     assert_eq!(phase.index(), position);
+    /// }
+    /// ```
+    #[must_use]
+    pub const fn index(self) -> usize {
+        match self {
+            ServicePhase::Starting => 0,
+            ServicePhase::Running => 1,
+            ServicePhase::BackingOff => 2,
+            ServicePhase::Restarting => 3,
+            ServicePhase::Stopping => 4,
+            ServicePhase::Terminated => 5,
+        }
+    }
+
     /// The transition table: the phases that may directly follow `self`.
     ///
     /// This `match` is the only place that says which transition is legal; see

@@ -11,16 +11,23 @@
 //! 3. Every run's cancellation fires when the run ends, whatever the reason,
 //!    so sub-tasks tied to its token end with it and never leak into the next
 //!    run.
-//! 4. The [`CancellationToken`] is made only if the service asks for it
-//!    (`token` or `cancelled`): a run that never looks at it costs no token.
-//!    Whichever of "cancel" and "make the token" comes second sees the other
-//!    (a `SeqCst` fence on each side), so a token made after the cancellation
-//!    is born cancelled.
+//! 4. A run's cancellation is one atomic word: a "cancelled" bit, a "token
+//!    made" bit and the number of [`ServiceContext::cancelled`] futures
+//!    waiting. Cancelling, making the token and starting to wait are each one
+//!    read-modify-write of that word, so whichever comes second sees the
+//!    first: a token made after the cancellation is born cancelled, a waiter
+//!    that arrives after it returns at once, and one that arrived before is
+//!    woken.
+//! 5. Nothing is paid for what a run does not use: the [`CancellationToken`]
+//!    is made only if the service asks for [`ServiceContext::token`], and a
+//!    cancellation wakes waiters only if some future waits.
 
-use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// What a run of a service gets from its supervisor: its name and its
 /// cancellation.
@@ -56,36 +63,93 @@ pub struct ServiceContext {
 #[derive(Debug)]
 pub(crate) struct RunState {
     name: Arc<str>,
-    /// Set by the supervisor: the run is asked to stop, or has ended.
-    cancelled: AtomicBool,
-    /// Made on first use by the service.
+    /// [`CANCELLED`], [`TOKEN_MADE`], and the waiters in units of [`WAITER`].
+    state: AtomicUsize,
+    /// Wakes the waiting [`ServiceContext::cancelled`] futures.
+    notify: Notify,
+    /// Made on first use of [`ServiceContext::token`].
     token: OnceLock<CancellationToken>,
 }
+
+/// Set by the supervisor: the run is asked to stop, or has ended.
+const CANCELLED: usize = 1;
+/// Set once the token exists.
+const TOKEN_MADE: usize = 2;
+/// One waiting [`ServiceContext::cancelled`] future.
+const WAITER: usize = 4;
 
 impl RunState {
     fn new(name: Arc<str>) -> Self {
         Self {
             name,
-            cancelled: AtomicBool::new(false),
+            state: AtomicUsize::new(0),
+            notify: Notify::new(),
             token: OnceLock::new(),
         }
     }
 
+    fn is_cancelled(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CANCELLED != 0
+    }
+
     fn token(&self) -> &CancellationToken {
         let token = self.token.get_or_init(CancellationToken::new);
-        fence(Ordering::SeqCst);
-        if self.cancelled.load(Ordering::Relaxed) {
+        let before = self.state.fetch_or(TOKEN_MADE, Ordering::AcqRel);
+        if before & CANCELLED != 0 {
             token.cancel();
+        }
+        if before & TOKEN_MADE == 0 && before >= WAITER {
+            // Waiters switch to the token: it can now be cancelled by others.
+            self.notify.notify_waiters();
         }
         token
     }
 
-    fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        if let Some(token) = self.token.get() {
-            token.cancel();
+    /// Completes once the run is cancelled, or its token (once made) is.
+    async fn cancelled(&self) {
+        loop {
+            // Registered with `notify` before counting in, so a cancellation
+            // (or the token's making) that sees the count wakes this future.
+            let notified = self.notify.notified();
+            let before = self.state.fetch_add(WAITER, Ordering::AcqRel);
+            let counted = Waiting(&self.state);
+            if before & CANCELLED != 0 {
+                return;
+            }
+            if before & TOKEN_MADE != 0 {
+                drop(counted);
+                if let Some(token) = self.token.get() {
+                    token.cancelled().await;
+                }
+                return;
+            }
+            notified.await;
         }
+    }
+
+    fn cancel(&self) {
+        let before = self.state.fetch_or(CANCELLED, Ordering::AcqRel);
+        if before & CANCELLED != 0 {
+            return;
+        }
+        if before & TOKEN_MADE != 0 {
+            if let Some(token) = self.token.get() {
+                token.cancel();
+            }
+        }
+        if before >= WAITER {
+            self.notify.notify_waiters();
+        }
+    }
+}
+
+/// Counts one [`RunState::cancelled`] future out when it completes or is
+/// dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(WAITER, Ordering::AcqRel);
     }
 }
 
@@ -118,8 +182,8 @@ impl ServiceContext {
         &self.run.name
     }
 
-    /// Completes when the supervisor asks this run to stop (shutdown), or
-    /// once the run has ended.
+    /// Completes when the supervisor asks this run to stop (shutdown), once
+    /// the run has ended, or when its [`token`](Self::token) is cancelled.
     ///
     /// # Examples
     ///
@@ -147,9 +211,10 @@ impl ServiceContext {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: use it in `tokio::select!` freely.
-    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
-        self.run.token().cancelled()
+    /// Cancel safe: use it in `tokio::select!` freely. Futures do nothing
+    /// unless polled: one that is made and never polled costs nothing.
+    pub fn cancelled(&self) -> impl Future<Output = ()> + Send + '_ {
+        self.run.cancelled()
     }
 
     /// Whether this run has been asked to stop (or its token was cancelled).
@@ -181,7 +246,7 @@ impl ServiceContext {
     /// ```
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
-        self.run.cancelled.load(Ordering::Relaxed)
+        self.run.is_cancelled()
             || self
                 .run
                 .token
@@ -191,7 +256,8 @@ impl ServiceContext {
 
     /// This run's token, to hand to libraries that take a
     /// `CancellationToken` (derive child tokens from it for sub-tasks: they
-    /// are cancelled when the run is asked to stop, or when it ends).
+    /// are cancelled when the run is asked to stop, or when it ends). Made on
+    /// first use.
     ///
     /// Cancelling it yourself (a drop guard, a library that cancels what it is
     /// handed) only cancels this token: the supervisor does not take it as a
@@ -243,7 +309,7 @@ impl RunContexts {
     pub(crate) fn next(&mut self) -> ServiceContext {
         match Arc::get_mut(&mut self.current) {
             Some(state) => {
-                *state.cancelled.get_mut() = false;
+                *state.state.get_mut() = 0;
                 state.token = OnceLock::new();
             }
             None => {
@@ -256,8 +322,18 @@ impl RunContexts {
         }
     }
 
-    /// Cancels the current run's context (idempotent).
+    /// Cancels the current run's context (idempotent): it is asked to stop.
     pub(crate) fn cancel(&self) {
         self.current.cancel();
+    }
+
+    /// Cancels the context of the run that just ended. Nothing to wake when
+    /// nobody could tell: the service kept no clone of its context and made
+    /// no token (the next run resets the state anyway).
+    pub(crate) fn end_run(&mut self) {
+        match Arc::get_mut(&mut self.current) {
+            Some(state) if state.token.get().is_none() => *state.state.get_mut() |= CANCELLED,
+            _ => self.current.cancel(),
+        }
     }
 }

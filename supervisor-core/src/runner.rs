@@ -15,9 +15,10 @@
 //!    own cancellation.
 //! 3. Only a stop request of the supervisor makes a run's end a stop; a
 //!    service that cancels its own context's token ends its run by policy.
-//! 4. Events are delivered to the sinks (`flush`) before every `.await` and
-//!    before the task ends, so a service's events are never held back while
-//!    it waits.
+//! 4. Events are delivered to the sinks (`flush`) before every `.await` that
+//!    waits (a run, a backoff delay, a stop timeout) and before the task
+//!    ends, so a service's events are never held back while it waits; a
+//!    zero-delay restart delivers its cycle's events in one batch.
 
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
@@ -217,7 +218,7 @@ impl<S: Service> Runner<S> {
         let future = match panic::catch_unwind(AssertUnwindSafe(|| service.run(ctx))) {
             Ok(future) => future,
             Err(payload) => {
-                self.contexts.cancel();
+                self.contexts.end_run();
                 return RunEnd::Returned(Exit::panicked(payload));
             }
         };
@@ -225,7 +226,7 @@ impl<S: Service> Runner<S> {
         let end = self.drive(run.as_mut()).await;
         // Invariant 1: dropping the run is user code too.
         let dropped = panic::catch_unwind(AssertUnwindSafe(|| run.set(None)));
-        self.contexts.cancel();
+        self.contexts.end_run();
         match (end, dropped) {
             (RunEnd::Returned(Exit::Clean), Err(payload)) => {
                 RunEnd::Returned(Exit::panicked(payload))
@@ -366,14 +367,14 @@ impl<S: Service> Runner<S> {
             return Next::Stop;
         }
         tracing::info!(delay_ms = delay.as_millis(), "restart scheduled");
-        self.flush();
 
         if delay.is_zero() {
             // No timer for a zero delay (it would wait for the next timer
             // tick). Spend a unit of the task's cooperative budget instead:
             // a crash loop yields to the scheduler every 128 restarts, so it
             // cannot starve the worker, without paying a context switch on
-            // each restart.
+            // each restart. The events are flushed once the restart is made
+            // (before the next run), one batch per cycle.
             tokio::task::coop::consume_budget().await;
             if self.slot.stop_requested() {
                 self.stop(self.telemetry.now(), None);
@@ -381,6 +382,7 @@ impl<S: Service> Runner<S> {
             }
             return Next::Restart { at: now };
         }
+        self.flush();
         // Boxed: the timer is only alive while backing off, and keeping it
         // out of the task's state machine keeps every idle service smaller.
         let sleep = Box::pin(tokio::time::sleep(delay));

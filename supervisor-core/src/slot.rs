@@ -228,7 +228,7 @@ impl ServiceSlot {
                 to: ServicePhase::Terminated,
             },
         );
-        state.emit(telemetry, SinkEvent::Terminated { reason, uptime });
+        state.emit(telemetry, SinkEvent::Terminated(Box::new((reason, uptime))));
         true
     }
 
@@ -276,6 +276,9 @@ impl ServiceSlot {
     /// events stay queued and that deliverer delivers them after its current
     /// one: this call returns at once.
     pub(crate) fn flush(&self, telemetry: &Telemetry) {
+        if !telemetry.has_sinks() {
+            return;
+        }
         let mut batch = Vec::new();
         let mut handles = {
             let mut state = self.lock();

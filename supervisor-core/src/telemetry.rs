@@ -46,10 +46,9 @@ pub(crate) enum SinkEvent {
         failures: u32,
         max_retries: u32,
     },
-    Terminated {
-        reason: TerminationReason,
-        uptime: Duration,
-    },
+    /// Boxed: rare, and it would make every queued event as large as a
+    /// termination reason.
+    Terminated(Box<(TerminationReason, Duration)>),
     Removed,
 }
 
@@ -89,7 +88,8 @@ impl<S: MetricsSink> DynSink for Erased<S> {
                 failures,
                 max_retries,
             } => sink.circuit_opened(service, *failures, *max_retries),
-            SinkEvent::Terminated { reason, uptime } => {
+            SinkEvent::Terminated(terminated) => {
+                let (reason, uptime) = &**terminated;
                 sink.service_terminated(service, reason, *uptime);
             }
             // Delivered through `remove`, which owns the handle.
@@ -161,7 +161,8 @@ impl Telemetry {
                 failures,
                 max_retries,
             } => counters.circuit_opened(&(), *failures, *max_retries),
-            SinkEvent::Terminated { reason, uptime } => {
+            SinkEvent::Terminated(terminated) => {
+                let (reason, uptime) = &**terminated;
                 counters.service_terminated(&(), reason, *uptime);
             }
             SinkEvent::Phase { .. } | SinkEvent::Backoff { .. } | SinkEvent::Removed => {}

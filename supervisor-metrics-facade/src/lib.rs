@@ -270,8 +270,8 @@ impl MetricsSink for FacadeSink {
         }
     }
 
-    fn phase_changed(&self, service: &FacadeHandle, _from: ServicePhase, to: ServicePhase) {
-        service.0.set_phase(to);
+    fn phase_changed(&self, service: &FacadeHandle, from: ServicePhase, to: ServicePhase) {
+        service.0.switch_phase(from, to);
     }
 
     fn service_failed(&self, service: &FacadeHandle, kind: FailureKind) {
@@ -448,6 +448,23 @@ impl ServiceHandles {
         }
     }
 
+    /// One transition: raise `to`, then lower `from` (a service's events
+    /// arrive in order, after a spawn that set every phase, so the other
+    /// phases are at 0 already).
+    fn switch_phase(&self, from: ServicePhase, to: ServicePhase) {
+        // `phases` follows `ServicePhase::ALL`, which `index` positions in.
+        let gauge = |phase: ServicePhase| self.phases.get(phase.index()).map(|(_, gauge)| gauge);
+        if let Some(raised) = gauge(to) {
+            raised.set(1.0);
+        }
+        if from != to {
+            if let Some(lowered) = gauge(from) {
+                lowered.set(0.0);
+            }
+        }
+    }
+
+    /// Sets every phase: 1 for `current`, 0 for the others.
     fn set_phase(&self, current: ServicePhase) {
         // Raise the new phase before lowering the others, so a concurrent
         // export never sees a service without a phase.

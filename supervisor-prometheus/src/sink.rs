@@ -268,8 +268,8 @@ impl MetricsSink for PrometheusSink {
         }
     }
 
-    fn phase_changed(&self, service: &SeriesHandle, _from: ServicePhase, to: ServicePhase) {
-        service.0.set_phase(to);
+    fn phase_changed(&self, service: &SeriesHandle, from: ServicePhase, to: ServicePhase) {
+        service.0.switch_phase(from, to);
     }
 
     fn service_failed(&self, service: &SeriesHandle, kind: FailureKind) {
@@ -520,6 +520,23 @@ impl ServiceSeries {
         }
     }
 
+    /// One transition: raise `to`, then lower `from` (a service's events
+    /// arrive in order, after a spawn that set every phase, so the other
+    /// phases are at 0 already).
+    fn switch_phase(&self, from: ServicePhase, to: ServicePhase) {
+        // `phases` follows `ServicePhase::ALL`, which `index` positions in.
+        let gauge = |phase: ServicePhase| self.phases.get(phase.index()).map(|(_, gauge)| gauge);
+        if let Some(raised) = gauge(to) {
+            raised.set(1);
+        }
+        if from != to {
+            if let Some(lowered) = gauge(from) {
+                lowered.set(0);
+            }
+        }
+    }
+
+    /// Sets every phase: 1 for `current`, 0 for the others.
     fn set_phase(&self, current: ServicePhase) {
         // Raise the new phase before lowering the others, so a concurrent
         // scrape never sees a service without a phase.
