@@ -112,18 +112,19 @@ impl RunState {
             // (or the token's making) that sees the count wakes this future.
             let notified = self.notify.notified();
             let before = self.state.fetch_add(WAITER, Ordering::AcqRel);
-            let counted = Waiting(&self.state);
+            let _counted = Waiting(&self.state);
             if before & CANCELLED != 0 {
                 return;
             }
             if before & TOKEN_MADE != 0 {
-                drop(counted);
-                if let Some(token) = self.token.get() {
-                    token.cancelled().await;
-                }
-                return;
+                break;
             }
             notified.await;
+        }
+        // Out of the loop, so the token's future and `notified` never live
+        // at the same time: the future stays as small as either.
+        if let Some(token) = self.token.get() {
+            token.cancelled().await;
         }
     }
 

@@ -45,8 +45,6 @@ pub(crate) struct Runner<S> {
     pub(crate) backoff: LazyBackoff,
     pub(crate) contexts: RunContexts,
     pub(crate) telemetry: Arc<Telemetry>,
-    /// How long a run asked to stop may take before it is dropped.
-    pub(crate) stop_timeout: Duration,
 }
 
 /// A service's backoff state, made at its first failure: until then (for
@@ -56,7 +54,8 @@ pub(crate) struct Runner<S> {
 /// Equivalent to a state made at spawn: nothing but the start of the current
 /// run changes a fresh state before its first failure.
 pub(crate) struct LazyBackoff {
-    config: BackoffConfig,
+    /// Shared: most services use the supervisor's default.
+    config: Arc<BackoffConfig>,
     seed: u64,
     run_started: Duration,
     state: Option<Box<BackoffState>>,
@@ -64,7 +63,7 @@ pub(crate) struct LazyBackoff {
 
 impl LazyBackoff {
     /// Validates `config` now, so that a spawn with an invalid one fails.
-    pub(crate) fn new(config: BackoffConfig, seed: u64) -> Result<Self, InvalidBackoff> {
+    pub(crate) fn new(config: Arc<BackoffConfig>, seed: u64) -> Result<Self, InvalidBackoff> {
         config.validate()?;
         Ok(Self {
             config,
@@ -92,7 +91,7 @@ impl LazyBackoff {
         let state = match self.state.take() {
             Some(state) => state,
             None => {
-                let mut state = Box::new(BackoffState::new(self.config, self.seed)?);
+                let mut state = Box::new(BackoffState::new(*self.config, self.seed)?);
                 state.record_start(self.run_started);
                 state
             }
@@ -152,7 +151,7 @@ impl<S: Service> Runner<S> {
                     self.terminate(
                         now,
                         TerminationReason::ShutdownTimeout {
-                            timeout: self.stop_timeout,
+                            timeout: self.slot.stop_timeout,
                         },
                     );
                     break;
@@ -223,7 +222,43 @@ impl<S: Service> Runner<S> {
             }
         };
         let mut run = pin!(Some(AssertUnwindSafe(future).catch_unwind()));
-        let end = self.drive(run.as_mut()).await;
+        // The whole run in one `poll_fn`, not nested futures: the task's state
+        // machine keeps only the run and a pointer to the stop timer. The
+        // outcome becomes an `Exit` at once: the service's error type need
+        // not be `Send`, so it must not live across an `.await`.
+        let mut stopping: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        let end = std::future::poll_fn(|cx| {
+            if let Poll::Ready(outcome) = poll_run(run.as_mut(), cx) {
+                let exit = Exit::from_outcome(outcome);
+                return Poll::Ready(match stopping {
+                    None => RunEnd::Returned(exit),
+                    Some(_) => RunEnd::Stopped(exit),
+                });
+            }
+            let timer = match &mut stopping {
+                Some(timer) => timer,
+                None if self.slot.poll_stop_requested(cx) => {
+                    self.ask_to_stop();
+                    // The cancellation may let the run return at once.
+                    if let Poll::Ready(outcome) = poll_run(run.as_mut(), cx) {
+                        return Poll::Ready(RunEnd::Stopped(Exit::from_outcome(outcome)));
+                    }
+                    // Boxed: the timer exists only while a run is asked to
+                    // stop, and keeping it out of the task's state machine
+                    // keeps every service smaller.
+                    stopping.insert(Box::pin(tokio::time::sleep(self.slot.stop_timeout)))
+                }
+                None => return Poll::Pending,
+            };
+            match timer.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    tracing::warn!("service did not stop in time: aborted");
+                    Poll::Ready(RunEnd::Aborted)
+                }
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
         // Invariant 1: dropping the run is user code too.
         let dropped = panic::catch_unwind(AssertUnwindSafe(|| run.set(None)));
         self.contexts.end_run();
@@ -242,51 +277,21 @@ impl<S: Service> Runner<S> {
         }
     }
 
-    /// Polls the run until it returns, or until a stop is requested; then
-    /// cancels it and gives it its stop timeout.
-    async fn drive<F, E>(&self, mut run: Pin<&mut Option<F>>) -> RunEnd
-    where
-        F: Future<Output = std::thread::Result<Result<(), E>>>,
-        E: Into<BoxError>,
-    {
-        // The outcome becomes an `Exit` at once: the service's error type need
-        // not be `Send`, so it must not live across an `.await`.
-        let exit = std::future::poll_fn(|cx| {
-            if let Poll::Ready(outcome) = poll_run(run.as_mut(), cx) {
-                return Poll::Ready(Some(Exit::from_outcome(outcome)));
-            }
-            if self.slot.poll_stop_requested(cx) {
-                return Poll::Ready(None);
-            }
-            Poll::Pending
-        })
-        .await;
-        if let Some(exit) = exit {
-            return RunEnd::Returned(exit);
-        }
-
-        // Asked to stop while running: cooperative cancel, then the timeout.
-        let now = self.telemetry.now();
+    /// Asked to stop while running: `Running → Stopping`, and the run's
+    /// context is cancelled (cooperative); the stop timeout starts.
+    fn ask_to_stop(&self) {
         let _ = self.slot.transition_at(
             &self.telemetry,
-            now,
+            self.telemetry.now(),
             |lc, now| lc.transition_to_stopping(now),
             |_| None,
         );
         self.flush();
         self.contexts.cancel();
         tracing::info!(
-            timeout_ms = self.stop_timeout.as_millis(),
+            timeout_ms = self.slot.stop_timeout.as_millis(),
             "service asked to stop"
         );
-        let stopped = std::future::poll_fn(|cx| poll_run(run.as_mut(), cx).map(Exit::from_outcome));
-        match tokio::time::timeout(self.stop_timeout, stopped).await {
-            Ok(exit) => RunEnd::Stopped(exit),
-            Err(_elapsed) => {
-                tracing::warn!("service did not stop in time: aborted");
-                RunEnd::Aborted
-            }
-        }
     }
 
     async fn after_clean_exit(&mut self, now: Duration) -> Next {

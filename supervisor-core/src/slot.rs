@@ -45,6 +45,8 @@ use crate::telemetry::{SinkEvent, SinkHandle, Telemetry};
 pub(crate) struct ServiceSlot {
     pub(crate) name: Arc<str>,
     pub(crate) policy: RestartPolicy,
+    /// How long a run asked to stop may take before it is dropped.
+    pub(crate) stop_timeout: Duration,
     state: Mutex<ServiceState>,
     stop_requested: AtomicBool,
     stop_waker: AtomicWaker,
@@ -82,6 +84,7 @@ impl ServiceSlot {
     pub(crate) fn new(
         name: Arc<str>,
         policy: RestartPolicy,
+        stop_timeout: Duration,
         now: Duration,
         telemetry: &Telemetry,
     ) -> Self {
@@ -99,6 +102,7 @@ impl ServiceSlot {
             }),
             name,
             policy,
+            stop_timeout,
             stop_requested: AtomicBool::new(false),
             stop_waker: AtomicWaker::new(),
         }
@@ -141,9 +145,12 @@ impl ServiceSlot {
         self.lock().lifecycle.snapshot(now)
     }
 
-    /// The termination reason, once terminated.
-    pub(crate) fn termination_reason(&self) -> Option<TerminationReason> {
-        self.lock().lifecycle.termination_reason().cloned()
+    /// Whether the service was aborted at the shutdown timeout.
+    pub(crate) fn aborted_at_shutdown(&self) -> bool {
+        matches!(
+            self.lock().lifecycle.termination_reason(),
+            Some(TerminationReason::ShutdownTimeout { .. })
+        )
     }
 
     /// Runs one lifecycle transition at `now` and queues its events: the
@@ -240,11 +247,11 @@ impl ServiceSlot {
         }
     }
 
-    /// Drops what refers to the task: the registered waker (the runner is
-    /// returning, and will never be woken again) and the abort handle.
+    /// Drops the waker the runner registered (the runner is returning, and
+    /// will never be woken again). The abort handle went at termination,
+    /// which every runner reaches before it returns.
     pub(crate) fn release_task(&self) {
         drop(self.stop_waker.take());
-        drop(self.lock().abort.take());
     }
 
     /// Asks the service to stop: its current run is cancelled, a pending

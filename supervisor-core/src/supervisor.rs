@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
-use backoff::SplitMix64;
+use backoff::{BackoffConfig, SplitMix64};
 use lifecycle::{ServiceLifecycleSnapshot, ServicePhase, TerminationReason};
 use supervisor_metrics::SupervisorMetrics;
 use tokio::sync::watch;
@@ -85,6 +85,8 @@ struct Shared {
     tracker: TaskTracker,
     /// The public shutdown token: cancelling it starts the shutdown.
     cancel: CancellationToken,
+    /// The default backoff, shared by every service that uses it.
+    default_backoff: Arc<BackoffConfig>,
     telemetry: Arc<Telemetry>,
     /// Written only on spawn (and, later, removal); never by transitions.
     registry: Mutex<HashMap<Arc<str>, Arc<ServiceSlot>>>,
@@ -123,6 +125,7 @@ impl Supervisor {
         ));
         Self {
             shared: Arc::new(Shared {
+                default_backoff: Arc::new(config.default_backoff),
                 config,
                 tracker: TaskTracker::new(),
                 cancel: CancellationToken::new(),
@@ -262,7 +265,10 @@ impl Supervisor {
             message: take_message(payload),
         })?;
         check_runtime(&name)?;
-        let backoff_config = options.backoff.unwrap_or(shared.config.default_backoff);
+        let backoff_config = match options.backoff {
+            Some(config) => Arc::new(config),
+            None => Arc::clone(&shared.default_backoff),
+        };
         let backoff = LazyBackoff::new(backoff_config, self.next_seed()).map_err(|source| {
             SpawnError::InvalidBackoff {
                 name: name.to_string(),
@@ -274,6 +280,7 @@ impl Supervisor {
         let slot = Arc::new(ServiceSlot::new(
             Arc::clone(&name),
             policy,
+            shared.config.shutdown_timeout,
             telemetry.now(),
             telemetry,
         ));
@@ -283,7 +290,6 @@ impl Supervisor {
             backoff,
             contexts: RunContexts::new(Arc::clone(&name)),
             telemetry: Arc::clone(telemetry),
-            stop_timeout: shared.config.shutdown_timeout,
         };
         let span = tracing::info_span!("service", service = %name, policy = %policy);
         // An `async fn` taking `self` by value would keep the runner twice in
@@ -765,12 +771,12 @@ impl Shared {
         tracing::info!(timeout_ms = timeout.as_millis(), "draining services");
         // Taking the registry lock after the cancellation is the barrier
         // `spawn_service_with_options` relies on: every accepted spawn is in
-        // the registry and tracked.
-        let slots = self.slots();
-        self.tracker.close();
-        for slot in &slots {
+        // the registry and tracked. The stop requests are sent in place (each
+        // is an atomic store and a wake-up), without copying the registry.
+        for slot in self.lock_registry().values() {
             slot.request_stop();
         }
+        self.tracker.close();
         let grace = abort_grace(timeout);
         let last_resort = started + timeout + grace;
         if tokio::time::timeout_at(last_resort, self.tracker.wait())
@@ -781,7 +787,7 @@ impl Shared {
             return self.report(true);
         }
         let now = self.telemetry.now();
-        for slot in &slots {
+        for slot in self.slots() {
             if slot.terminate(
                 &self.telemetry,
                 now,
@@ -802,17 +808,19 @@ impl Shared {
     }
 
     /// The report as the slots tell it: the services aborted at the shutdown
-    /// timeout, sorted by name.
+    /// timeout, sorted by name. The registry is read only if any was (the
+    /// counters count them as they happen).
     fn report(&self, unwound: bool) -> DrainReport {
+        if self.telemetry.counters.snapshot().failures.timeout == 0 {
+            return DrainReport {
+                aborted: Vec::new(),
+                unwound,
+            };
+        }
         let mut aborted: Vec<String> = self
-            .slots()
-            .iter()
-            .filter(|slot| {
-                matches!(
-                    slot.termination_reason(),
-                    Some(TerminationReason::ShutdownTimeout { .. })
-                )
-            })
+            .lock_registry()
+            .values()
+            .filter(|slot| slot.aborted_at_shutdown())
             .map(|slot| slot.name.to_string())
             .collect();
         aborted.sort_unstable();
