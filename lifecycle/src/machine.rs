@@ -38,8 +38,8 @@ use crate::{
 ///    first start).
 /// 6. [`failures`](Self::failures) counts, by kind, the accepted
 ///    [`record_failure`](Self::record_failure) calls plus one
-///    [`Timeout`](FailureKind::Timeout) for a termination by
-///    [`TerminationReason::ShutdownTimeout`] (the run was aborted);
+///    [`Timeout`](FailureKind::Timeout) for a termination whose reason
+///    [is an abort](TerminationReason::is_abort);
 ///    [`last_error`](Self::last_error) holds the message of the latest
 ///    recorded failure; it is never cleared, not even by a later healthy run.
 /// 7. [`last_transition_at`](Self::last_transition_at) is the `now` of the
@@ -50,6 +50,12 @@ use crate::{
 ///    given `now`. Each interval in which time went backwards counts as zero;
 ///    the sum saturates at [`Duration::MAX`].
 /// 9. No method panics, whatever times are passed in: all arithmetic saturates.
+/// 10. [`is_ready`](Self::is_ready) is `true` only while `Running`: set by
+///     [`mark_ready`](Self::mark_ready), cleared by every transition, so each
+///     run starts unready.
+/// 11. [`seq`](Self::seq) counts the accepted changes: transitions, recorded
+///     failures and readiness (a snapshot and an event stream can be joined
+///     on it without a gap or a duplicate).
 ///
 /// # Examples
 ///
@@ -100,6 +106,10 @@ pub struct ServiceLifecycle {
     last_transition_at: Duration,
     /// The saturating sum of the closed `Running` intervals.
     closed_running_time: Duration,
+    /// Accepted changes so far.
+    seq: u64,
+    /// The current run said it is ready.
+    ready: bool,
 }
 
 impl ServiceLifecycle {
@@ -129,6 +139,8 @@ impl ServiceLifecycle {
             termination_reason: None,
             last_transition_at: now,
             closed_running_time: Duration::ZERO,
+            seq: 0,
+            ready: false,
         }
     }
 
@@ -193,11 +205,63 @@ impl ServiceLifecycle {
 
     /// The failures recorded so far, by kind: each accepted
     /// [`record_failure`](Self::record_failure), plus a
-    /// [`Timeout`](FailureKind::Timeout) for a termination by
-    /// [`TerminationReason::ShutdownTimeout`].
+    /// [`Timeout`](FailureKind::Timeout) for a termination whose reason
+    /// [is an abort](TerminationReason::is_abort).
     #[must_use]
     pub fn failures(&self) -> FailureCounts {
         self.failures
+    }
+
+    /// Whether the current run said it is ready; `false` outside `Running`.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// The number of accepted changes: transitions, recorded failures and
+    /// readiness. Every change increments it by one.
+    #[must_use]
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Marks the current run ready (systemd's `READY=1`): accepted only while
+    /// [`Running`](ServicePhase::Running). Returns whether this changed
+    /// anything (`false` if it was ready already, and then [`seq`](Self::seq)
+    /// does not move).
+    ///
+    /// # Errors
+    ///
+    /// [`NotRunning`] in any other phase; nothing changes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use supervisor_lifecycle::ServiceLifecycle;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut lifecycle = ServiceLifecycle::new("db", Duration::ZERO);
+    /// assert!(lifecycle.mark_ready().is_err()); // Not running yet.
+    /// lifecycle.transition_to_running(Duration::ZERO)?;
+    /// assert_eq!(lifecycle.mark_ready()?, true);
+    /// assert_eq!(lifecycle.mark_ready()?, false); // Already ready.
+    /// assert!(lifecycle.is_ready());
+    /// lifecycle.transition_to_backing_off(Duration::from_secs(1), Duration::ZERO)?;
+    /// assert!(!lifecycle.is_ready()); // Every transition clears it.
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn mark_ready(&mut self) -> Result<bool, NotRunning> {
+        if self.phase != ServicePhase::Running {
+            return Err(NotRunning::new(self.phase));
+        }
+        if self.ready {
+            return Ok(false);
+        }
+        self.ready = true;
+        self.seq = self.seq.saturating_add(1);
+        Ok(true)
     }
 
     /// The message of the latest recorded failure.
@@ -321,7 +385,9 @@ impl ServiceLifecycle {
     }
 
     /// Enter [`Restarting`](ServicePhase::Restarting) from
-    /// [`BackingOff`](ServicePhase::BackingOff): the delay is over.
+    /// [`BackingOff`](ServicePhase::BackingOff) (the delay is over) or from
+    /// [`Stopping`](ServicePhase::Stopping) (a restart asked for while the
+    /// service ran: its run has stopped).
     ///
     /// Clears [`current_backoff`](Self::current_backoff).
     ///
@@ -332,7 +398,8 @@ impl ServiceLifecycle {
         self.enter(ServicePhase::Restarting, now)
     }
 
-    /// Enter [`Stopping`](ServicePhase::Stopping): shutdown was requested.
+    /// Enter [`Stopping`](ServicePhase::Stopping): the service was asked to
+    /// stop (shutdown, a stop or restart asked for by the host).
     ///
     /// Allowed from [`Starting`](ServicePhase::Starting),
     /// [`Running`](ServicePhase::Running), [`BackingOff`](ServicePhase::BackingOff)
@@ -349,9 +416,9 @@ impl ServiceLifecycle {
     /// Enter [`Terminated`](ServicePhase::Terminated) for `reason`, from any
     /// other phase.
     ///
-    /// Closes the running interval if there is one. A termination by
-    /// [`TerminationReason::ShutdownTimeout`] aborted a run that did not stop in
-    /// time: it also counts a [`Timeout`](FailureKind::Timeout) failure.
+    /// Closes the running interval if there is one. A termination whose
+    /// reason [is an abort](TerminationReason::is_abort) (a run that did not
+    /// stop in time) also counts a [`Timeout`](FailureKind::Timeout) failure.
     ///
     /// # Errors
     ///
@@ -381,7 +448,7 @@ impl ServiceLifecycle {
         reason: TerminationReason,
     ) -> Result<(), InvalidTransition> {
         self.enter(ServicePhase::Terminated, now)?;
-        if matches!(reason, TerminationReason::ShutdownTimeout { .. }) {
+        if reason.is_abort() {
             self.failures.record(FailureKind::Timeout);
         }
         self.termination_reason = Some(Box::new(reason));
@@ -427,6 +494,7 @@ impl ServiceLifecycle {
         }
         self.failures.record(kind);
         self.last_error = Some(message.into().into_boxed_str());
+        self.seq = self.seq.saturating_add(1);
         Ok(())
     }
 
@@ -460,6 +528,8 @@ impl ServiceLifecycle {
             cumulative_running_time: self.cumulative_running_time(now),
             current_backoff: self.current_backoff,
             last_transition_at: self.last_transition_at,
+            ready: self.ready,
+            seq: self.seq,
         }
     }
 
@@ -475,6 +545,8 @@ impl ServiceLifecycle {
         self.phase = to;
         self.last_transition_at = now;
         self.current_backoff = None;
+        self.ready = false;
+        self.seq = self.seq.saturating_add(1);
         Ok(())
     }
 }

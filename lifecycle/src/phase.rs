@@ -11,13 +11,14 @@ use core::fmt;
 /// ```text
 ///                    ┌─────────────── restart ────────────────┐
 ///                    ▼                                        │
-///  Starting ──────► Running ──────► BackingOff ──────► Restarting
-///     │                │                 │                   │
-///     └────────────────┴────────┬────────┴───────────────────┘
-///                               │ from any of these four
-///                     ┌─────────┴──────────┐
-///                     ▼                    ▼
-///                 Stopping ──────────► Terminated
+///  Starting ──────► Running ──────► BackingOff ──────► Restarting ◄──┐
+///     │                │                 │                   │        │
+///     └────────────────┴────────┬────────┴───────────────────┘        │
+///                               │ from any of these four              │
+///                     ┌─────────┴──────────┐                          │
+///                     ▼                    ▼                          │
+///                 Stopping ──────────► Terminated                     │
+///                     └──────── restart asked for by the host ───────┘
 /// ```
 ///
 /// | from \ to      | Starting | Running | BackingOff | Restarting | Stopping | Terminated |
@@ -26,11 +27,12 @@ use core::fmt;
 /// | **Running**    |          |         | ✓          |            | ✓        | ✓          |
 /// | **BackingOff** |          |         |            | ✓          | ✓        | ✓          |
 /// | **Restarting** |          | ✓       |            |            | ✓        | ✓          |
-/// | **Stopping**   |          |         |            |            |          | ✓          |
+/// | **Stopping**   |          |         |            | ✓          |          | ✓          |
 /// | **Terminated** |          |         |            |            |          |            |
 ///
 /// No phase may follow itself, nothing leads back to `Starting`, and
-/// `Terminated` is absorbing.
+/// `Terminated` is absorbing. `Stopping → Restarting` is a restart asked for
+/// while the service ran: its run is stopped, then it starts again.
 ///
 /// With the `serde` feature a phase serializes as its [`as_str`](Self::as_str)
 /// label (`"backing_off"`, …).
@@ -123,7 +125,7 @@ impl ServicePhase {
     ///
     /// assert_eq!(
     ///     ServicePhase::Stopping.successors(),
-    ///     &[ServicePhase::Terminated]
+    ///     &[ServicePhase::Restarting, ServicePhase::Terminated]
     /// );
     /// assert!(ServicePhase::Terminated.successors().is_empty());
     /// ```
@@ -135,7 +137,7 @@ impl ServicePhase {
             Running => &[BackingOff, Stopping, Terminated],
             BackingOff => &[Restarting, Stopping, Terminated],
             Restarting => &[Running, Stopping, Terminated],
-            Stopping => &[Terminated],
+            Stopping => &[Restarting, Terminated],
             Terminated => &[],
         }
     }

@@ -16,8 +16,14 @@ use core::time::Duration;
 /// | [`CircuitBreakerOpen`]  | `"circuit_breaker_open"` | `true`         |
 /// | [`Panicked`]            | `"panicked"`             | `true`         |
 /// | [`ShutdownTimeout`]     | `"shutdown_timeout"`     | `true`         |
+/// | [`Stopped`]             | `"stopped"`              | `false`        |
+/// | [`StopTimeout`]         | `"stop_timeout"`         | `true`         |
+/// | [`DependencyStopped`]   | `"dependency_stopped"`   | `false`        |
 ///
 /// [`Completed`]: TerminationReason::Completed
+/// [`Stopped`]: TerminationReason::Stopped
+/// [`StopTimeout`]: TerminationReason::StopTimeout
+/// [`DependencyStopped`]: TerminationReason::DependencyStopped
 /// [`Cancelled`]: TerminationReason::Cancelled
 /// [`Unrecoverable`]: TerminationReason::Unrecoverable
 /// [`CircuitBreakerOpen`]: TerminationReason::CircuitBreakerOpen
@@ -68,13 +74,28 @@ pub enum TerminationReason {
         /// The drain timeout that expired.
         timeout: Duration,
     },
+    /// The host stopped (or removed) the service, and its run returned within
+    /// its stop timeout.
+    Stopped,
+    /// The host stopped (or removed) the service, and its run was still going
+    /// at its stop timeout, so it was aborted.
+    StopTimeout {
+        /// The stop timeout that expired.
+        timeout: Duration,
+    },
+    /// A service it depends on stopped for good, so it was stopped too.
+    DependencyStopped {
+        /// The dependency's name.
+        dependency: String,
+    },
 }
 
 impl TerminationReason {
     /// A stable `snake_case` label for the variant, fit for a metric label value.
     ///
     /// One of `"completed"`, `"cancelled"`, `"unrecoverable"`,
-    /// `"circuit_breaker_open"`, `"panicked"`, `"shutdown_timeout"`.
+    /// `"circuit_breaker_open"`, `"panicked"`, `"shutdown_timeout"`,
+    /// `"stopped"`, `"stop_timeout"`, `"dependency_stopped"`.
     ///
     /// # Examples
     ///
@@ -92,15 +113,39 @@ impl TerminationReason {
             TerminationReason::CircuitBreakerOpen { .. } => "circuit_breaker_open",
             TerminationReason::Panicked(_) => "panicked",
             TerminationReason::ShutdownTimeout { .. } => "shutdown_timeout",
+            TerminationReason::Stopped => "stopped",
+            TerminationReason::StopTimeout { .. } => "stop_timeout",
+            TerminationReason::DependencyStopped { .. } => "dependency_stopped",
         }
+    }
+
+    /// Whether the run was aborted: still going at a stop or shutdown
+    /// timeout, and dropped. Such a termination also counts as a
+    /// [`Timeout`](crate::FailureKind::Timeout) failure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use supervisor_lifecycle::TerminationReason;
+    ///
+    /// assert!(TerminationReason::StopTimeout { timeout: Duration::ZERO }.is_abort());
+    /// assert!(!TerminationReason::Stopped.is_abort());
+    /// ```
+    #[must_use]
+    pub fn is_abort(&self) -> bool {
+        matches!(
+            self,
+            TerminationReason::ShutdownTimeout { .. } | TerminationReason::StopTimeout { .. }
+        )
     }
 
     /// Whether the service ended because something went wrong.
     ///
-    /// `false` for [`Completed`](Self::Completed) and
-    /// [`Cancelled`](Self::Cancelled), `true` for every other reason
-    /// (including [`ShutdownTimeout`](Self::ShutdownTimeout): the service did
-    /// not stop when asked).
+    /// `false` for [`Completed`](Self::Completed),
+    /// [`Cancelled`](Self::Cancelled), [`Stopped`](Self::Stopped) and
+    /// [`DependencyStopped`](Self::DependencyStopped), `true` for every other
+    /// reason (including the timeouts: the service did not stop when asked).
     ///
     /// # Examples
     ///
@@ -113,11 +158,15 @@ impl TerminationReason {
     #[must_use]
     pub fn is_failure(&self) -> bool {
         match self {
-            TerminationReason::Completed | TerminationReason::Cancelled => false,
+            TerminationReason::Completed
+            | TerminationReason::Cancelled
+            | TerminationReason::Stopped
+            | TerminationReason::DependencyStopped { .. } => false,
             TerminationReason::Unrecoverable(_)
             | TerminationReason::CircuitBreakerOpen { .. }
             | TerminationReason::Panicked(_)
-            | TerminationReason::ShutdownTimeout { .. } => true,
+            | TerminationReason::ShutdownTimeout { .. }
+            | TerminationReason::StopTimeout { .. } => true,
         }
     }
 }
@@ -132,6 +181,9 @@ impl TerminationReason {
 /// | `CircuitBreakerOpen { failures, max_retries }`       | `circuit breaker open after {failures} failures (max retries {max_retries})` |
 /// | `Panicked(msg)`                                      | `panicked: {msg}`                                     |
 /// | `ShutdownTimeout { timeout }`                        | `aborted after the shutdown timeout of {timeout:?}`   |
+/// | `Stopped`                                            | `stopped`                                             |
+/// | `StopTimeout { timeout }`                            | `aborted after the stop timeout of {timeout:?}`       |
+/// | `DependencyStopped { dependency }`                   | `stopped because its dependency {dependency} stopped` |
 impl fmt::Display for TerminationReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -150,6 +202,13 @@ impl fmt::Display for TerminationReason {
             TerminationReason::Panicked(message) => write!(f, "panicked: {message}"),
             TerminationReason::ShutdownTimeout { timeout } => {
                 write!(f, "aborted after the shutdown timeout of {timeout:?}")
+            }
+            TerminationReason::Stopped => f.write_str("stopped"),
+            TerminationReason::StopTimeout { timeout } => {
+                write!(f, "aborted after the stop timeout of {timeout:?}")
+            }
+            TerminationReason::DependencyStopped { dependency } => {
+                write!(f, "stopped because its dependency {dependency} stopped")
             }
         }
     }

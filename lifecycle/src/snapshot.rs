@@ -54,6 +54,12 @@ pub struct ServiceLifecycleSnapshot {
     pub current_backoff: Option<Duration>,
     /// The `now` of the latest accepted transition (or of creation).
     pub last_transition_at: Duration,
+    /// Whether the current run said it is ready (only while
+    /// [`Running`](ServicePhase::Running)).
+    pub ready: bool,
+    /// The number of accepted changes the snapshot includes (see
+    /// [`ServiceLifecycle::seq`](crate::ServiceLifecycle::seq)).
+    pub seq: u64,
 }
 
 impl ServiceLifecycleSnapshot {

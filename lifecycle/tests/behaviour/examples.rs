@@ -142,6 +142,9 @@ fn a_failure_restart_and_shutdown_are_counted_and_timed() {
             cumulative_running_time: secs(20),
             current_backoff: None,
             last_transition_at: secs(28),
+            ready: false,
+            // Eight changes: six transitions, two failures.
+            seq: 8,
         }
     );
 }
@@ -165,6 +168,8 @@ fn a_snapshot_while_backing_off_shows_the_delay() {
             cumulative_running_time: secs(2),
             current_backoff: Some(secs(5)),
             last_transition_at: secs(3),
+            ready: false,
+            seq: 2,
         }
     );
 }

@@ -69,7 +69,7 @@ proptest! {
                     accepted_failures += 1;
                     last_message = Some(message.clone());
                 }
-                Op::Terminated(_, TerminationReason::ShutdownTimeout { .. }) if accepted => {
+                Op::Terminated(_, reason) if accepted && reason.is_abort() => {
                     aborts += 1;
                 }
                 _ => {}

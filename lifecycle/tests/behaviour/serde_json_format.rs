@@ -77,6 +77,8 @@ fn a_snapshot_serializes_field_by_field() {
             "failures": { "error": 1, "panic": 0, "timeout": 0 },
             "last_error": "reset",
             "termination_reason": { "panicked": "boom" },
+            "ready": false,
+            "seq": 3,
             "cumulative_running_time": { "secs": 2, "nanos": 0 },
             "current_backoff": null,
             "last_transition_at": { "secs": 3, "nanos": 0 },

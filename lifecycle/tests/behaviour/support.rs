@@ -31,7 +31,7 @@ pub(crate) const PHASES: [Phase; 6] = [
 ];
 
 /// The legal moves, written as a set of pairs, independently of the crate's `match`.
-pub(crate) const ALLOWED: [(Phase, Phase); 13] = [
+pub(crate) const ALLOWED: [(Phase, Phase); 14] = [
     (Phase::Starting, Phase::Running),
     (Phase::Starting, Phase::Stopping),
     (Phase::Starting, Phase::Terminated),
@@ -44,6 +44,7 @@ pub(crate) const ALLOWED: [(Phase, Phase); 13] = [
     (Phase::Restarting, Phase::Running),
     (Phase::Restarting, Phase::Stopping),
     (Phase::Restarting, Phase::Terminated),
+    (Phase::Stopping, Phase::Restarting),
     (Phase::Stopping, Phase::Terminated),
 ];
 
@@ -73,6 +74,7 @@ pub(crate) enum Op {
     Stopping(Duration),
     Terminated(Duration, TerminationReason),
     Failure(FailureKind, String),
+    Ready,
 }
 
 impl Op {
@@ -91,6 +93,12 @@ impl Op {
             Op::Failure(kind, message) => {
                 return lifecycle
                     .record_failure(*kind, message.as_str())
+                    .map_err(|error| (error.phase(), error.phase()));
+            }
+            Op::Ready => {
+                return lifecycle
+                    .mark_ready()
+                    .map(|_| ())
                     .map_err(|error| (error.phase(), error.phase()));
             }
         };
@@ -112,6 +120,8 @@ pub(crate) struct Model {
     last_at: Duration,
     running_since: Option<Duration>,
     closed_running: Duration,
+    ready: bool,
+    seq: u64,
 }
 
 impl Model {
@@ -127,6 +137,8 @@ impl Model {
             last_at: now,
             running_since: None,
             closed_running: Duration::ZERO,
+            ready: false,
+            seq: 0,
         }
     }
 
@@ -135,6 +147,16 @@ impl Model {
     pub(crate) fn apply(&mut self, op: &Op) -> Result<(), (ServicePhase, ServicePhase)> {
         let (to, now) = match op {
             Op::Failure(kind, message) => return self.record_failure(*kind, message),
+            Op::Ready => {
+                if self.phase != Phase::Running {
+                    return Err((real(self.phase), real(self.phase)));
+                }
+                if !self.ready {
+                    self.ready = true;
+                    self.seq += 1;
+                }
+                return Ok(());
+            }
             Op::Running(now) => (Phase::Running, *now),
             Op::BackingOff(now, _) => (Phase::BackingOff, *now),
             Op::Restarting(now) => (Phase::Restarting, *now),
@@ -154,6 +176,8 @@ impl Model {
         self.phase = to;
         self.last_at = now;
         self.backoff = None;
+        self.ready = false;
+        self.seq += 1;
         match op {
             Op::Running(_) => {
                 self.starts += 1;
@@ -161,13 +185,15 @@ impl Model {
             }
             Op::BackingOff(_, delay) => self.backoff = Some(*delay),
             Op::Terminated(_, reason) => {
-                // An abort at the shutdown timeout is a timeout failure.
-                if let TerminationReason::ShutdownTimeout { .. } = reason {
+                // An abort at a stop or shutdown timeout is a timeout failure.
+                if let TerminationReason::ShutdownTimeout { .. }
+                | TerminationReason::StopTimeout { .. } = reason
+                {
                     self.failures[2] += 1;
                 }
                 self.reason = Some(reason.clone());
             }
-            Op::Restarting(_) | Op::Stopping(_) | Op::Failure(..) => {}
+            Op::Restarting(_) | Op::Stopping(_) | Op::Failure(..) | Op::Ready => {}
         }
         Ok(())
     }
@@ -187,6 +213,7 @@ impl Model {
             _ => unreachable!("a kind added to the crate must be added to the tests"),
         };
         self.failures[index] += 1;
+        self.seq += 1;
         self.last_error = Some(message.to_owned());
         Ok(())
     }
@@ -214,6 +241,8 @@ impl Model {
             cumulative_running_time: self.running_time(now),
             current_backoff: self.backoff,
             last_transition_at: self.last_at,
+            ready: self.ready,
+            seq: self.seq,
         }
     }
 
@@ -244,6 +273,8 @@ impl Model {
         assert_eq!(lifecycle.current_backoff(), self.backoff);
         assert_eq!(lifecycle.termination_reason(), self.reason.as_ref());
         assert_eq!(lifecycle.last_transition_at(), self.last_at);
+        assert_eq!(lifecycle.is_ready(), self.ready);
+        assert_eq!(lifecycle.seq(), self.seq);
         assert_eq!(
             lifecycle.time_in_phase(now),
             now.checked_sub(self.last_at).unwrap_or(Duration::ZERO)
@@ -273,6 +304,9 @@ pub(crate) fn expected_kind(reason: &TerminationReason) -> &'static str {
         TerminationReason::CircuitBreakerOpen { .. } => "circuit_breaker_open",
         TerminationReason::Panicked(_) => "panicked",
         TerminationReason::ShutdownTimeout { .. } => "shutdown_timeout",
+        TerminationReason::Stopped => "stopped",
+        TerminationReason::StopTimeout { .. } => "stop_timeout",
+        TerminationReason::DependencyStopped { .. } => "dependency_stopped",
         _ => unreachable!("a reason added to the crate must be added to the tests"),
     }
 }
@@ -302,6 +336,9 @@ pub(crate) fn reason() -> impl Strategy<Value = TerminationReason> {
         }),
         any::<String>().prop_map(TerminationReason::Panicked),
         time().prop_map(|timeout| TerminationReason::ShutdownTimeout { timeout }),
+        Just(TerminationReason::Stopped),
+        time().prop_map(|timeout| TerminationReason::StopTimeout { timeout }),
+        any::<String>().prop_map(|dependency| TerminationReason::DependencyStopped { dependency }),
     ]
 }
 
@@ -324,5 +361,6 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         1 => time().prop_map(Op::Stopping),
         1 => (time(), reason()).prop_map(|(now, reason)| Op::Terminated(now, reason)),
         3 => (kind(), any::<String>()).prop_map(|(kind, message)| Op::Failure(kind, message)),
+        2 => Just(Op::Ready),
     ]
 }
