@@ -218,11 +218,34 @@ impl ServiceLifecycle {
         self.ready
     }
 
-    /// The number of accepted changes: transitions, recorded failures and
-    /// readiness. Every change increments it by one.
+    /// The sequence number of the latest accepted change: every change (a
+    /// transition, a recorded failure, readiness) increments it by one, from
+    /// 0 at creation or from what [`renumber`](Self::renumber) set.
     #[must_use]
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Sets the sequence number of the latest change, for a host that numbers
+    /// the changes of many lifecycles on one timeline (a supervisor's event
+    /// stream); later changes count on from it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use supervisor_lifecycle::ServiceLifecycle;
+    ///
+    /// # fn main() -> Result<(), supervisor_lifecycle::InvalidTransition> {
+    /// let mut lifecycle = ServiceLifecycle::new("db", Duration::ZERO);
+    /// lifecycle.renumber(41);
+    /// lifecycle.transition_to_running(Duration::ZERO)?;
+    /// assert_eq!(lifecycle.seq(), 42);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn renumber(&mut self, seq: u64) {
+        self.seq = seq;
     }
 
     /// Marks the current run ready (systemd's `READY=1`): accepted only while

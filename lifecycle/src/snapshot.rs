@@ -57,7 +57,7 @@ pub struct ServiceLifecycleSnapshot {
     /// Whether the current run said it is ready (only while
     /// [`Running`](ServicePhase::Running)).
     pub ready: bool,
-    /// The number of accepted changes the snapshot includes (see
+    /// The sequence number of the latest change the snapshot includes (see
     /// [`ServiceLifecycle::seq`](crate::ServiceLifecycle::seq)).
     pub seq: u64,
 }

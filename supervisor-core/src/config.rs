@@ -7,6 +7,7 @@ use std::time::Duration;
 use backoff::BackoffConfig;
 use supervisor_metrics::MetricsSink;
 
+use crate::RestartPolicy;
 use crate::telemetry::{DynSink, erase};
 
 /// How long a service that exited cleanly under [`RestartPolicy::Always`]
@@ -45,6 +46,19 @@ pub const DEFAULT_CLEAN_RESTART_DELAY: Duration = Duration::from_millis(100);
 /// ```
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How many [`LifecycleEvent`](crate::LifecycleEvent)s a subscriber may fall
+/// behind before it misses some, unless configured otherwise.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_core::{DEFAULT_EVENT_CAPACITY, SupervisorConfig};
+///
+/// assert_eq!(DEFAULT_EVENT_CAPACITY, 1024);
+/// assert_eq!(SupervisorConfig::default().event_capacity(), DEFAULT_EVENT_CAPACITY);
+/// ```
+pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
+
 /// Configuration of a [`Supervisor`](crate::Supervisor).
 ///
 /// # Examples
@@ -68,6 +82,7 @@ pub struct SupervisorConfig {
     pub(crate) clean_restart_delay: Duration,
     pub(crate) jitter_seed: Option<u64>,
     pub(crate) sinks: Vec<Arc<dyn DynSink>>,
+    pub(crate) event_capacity: usize,
 }
 
 impl Default for SupervisorConfig {
@@ -79,6 +94,7 @@ impl Default for SupervisorConfig {
             clean_restart_delay: DEFAULT_CLEAN_RESTART_DELAY,
             jitter_seed: None,
             sinks: Vec::new(),
+            event_capacity: DEFAULT_EVENT_CAPACITY,
         }
     }
 }
@@ -234,6 +250,38 @@ impl SupervisorConfig {
         self
     }
 
+    /// How many events a [subscriber](crate::Supervisor::subscribe) may fall
+    /// behind before it misses the oldest ones (default 1024, at least 1).
+    /// The channel is allocated at the first subscription.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::SupervisorConfig;
+    ///
+    /// let config = SupervisorConfig::default().with_event_capacity(64);
+    /// assert_eq!(config.event_capacity(), 64);
+    /// ```
+    #[must_use]
+    pub fn with_event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// The event channel's capacity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::SupervisorConfig;
+    ///
+    /// assert_eq!(SupervisorConfig::default().event_capacity(), 1024);
+    /// ```
+    #[must_use]
+    pub fn event_capacity(&self) -> usize {
+        self.event_capacity
+    }
+
     /// The default backoff.
     ///
     /// # Examples
@@ -302,23 +350,98 @@ impl fmt::Debug for SupervisorConfig {
             .field("clean_restart_delay", &self.clean_restart_delay)
             .field("jitter_seed", &self.jitter_seed)
             .field("sinks", &self.sinks.len())
+            .field("event_capacity", &self.event_capacity)
             .finish()
     }
 }
 
-/// Per-service options for
-/// [`Supervisor::spawn_service_with_options`](crate::Supervisor::spawn_service_with_options).
+/// How long a service asked to stop may take before its run is dropped:
+/// OTP's child `shutdown` spec.
+///
+/// A [`Duration`] converts into [`StopTimeout::After`].
 ///
 /// # Examples
 ///
 /// ```
 /// use std::time::Duration;
-/// use supervisor_core::{BackoffConfig, SpawnOptions};
+/// use supervisor_core::{SpawnOptions, StopTimeout};
+///
+/// assert_eq!(StopTimeout::from(Duration::from_secs(5)), StopTimeout::After(Duration::from_secs(5)));
+/// let options = SpawnOptions::default().stop_timeout(Duration::from_secs(5));
+/// let brutal = SpawnOptions::default().stop_timeout(StopTimeout::Immediate);
+/// # let _ = (options, brutal);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
+pub enum StopTimeout {
+    /// The run is dropped at once, without being asked to stop first (OTP's
+    /// `brutal_kill`). Being configured, this is not a failure: the service
+    /// ends [`Stopped`](crate::TerminationReason::Stopped) (or
+    /// [`Cancelled`](crate::TerminationReason::Cancelled) at shutdown).
+    Immediate,
+    /// The run's context is cancelled, and the run dropped if it has not
+    /// returned after this long (a [`Timeout`](crate::FailureKind::Timeout)
+    /// failure).
+    After(Duration),
+    /// The run's context is cancelled, and the supervisor waits for it as long
+    /// as it takes (OTP's `infinity`, for services that must finish what they
+    /// started). A shutdown waits too: the process manager's own deadline
+    /// (systemd's `TimeoutStopSec`, Kubernetes' grace period) is then the only
+    /// limit.
+    Infinity,
+}
+
+impl From<Duration> for StopTimeout {
+    fn from(timeout: Duration) -> Self {
+        StopTimeout::After(timeout)
+    }
+}
+
+impl StopTimeout {
+    /// The duration, if this is a finite timeout ([`Immediate`](Self::Immediate)
+    /// is zero).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::StopTimeout;
+    ///
+    /// assert_eq!(StopTimeout::Immediate.duration(), Some(Duration::ZERO));
+    /// assert_eq!(StopTimeout::Infinity.duration(), None);
+    /// ```
+    #[must_use]
+    pub fn duration(self) -> Option<Duration> {
+        match self {
+            StopTimeout::Immediate => Some(Duration::ZERO),
+            StopTimeout::After(timeout) => Some(timeout),
+            StopTimeout::Infinity => None,
+        }
+    }
+}
+
+/// One service's settings (OTP's child spec), for
+/// [`Supervisor::spawn_service_with_options`](crate::Supervisor::spawn_service_with_options):
+/// a plain builder, where anything not set takes the supervisor's default.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use supervisor_core::{BackoffConfig, RestartPolicy, SpawnOptions};
 ///
 /// let options = SpawnOptions::with_backoff(BackoffConfig::new(
 ///     Duration::from_millis(10),
 ///     Duration::from_secs(1),
-/// ));
+/// ))
+/// .restart_policy(RestartPolicy::OnFailure)
+/// .stop_timeout(Duration::from_secs(5))
+/// .after(["db", "cache"])
+/// .signals_readiness();
 /// assert!(options.backoff.is_some());
 /// ```
 #[derive(Debug, Clone, Default)]
@@ -326,6 +449,12 @@ impl fmt::Debug for SupervisorConfig {
 pub struct SpawnOptions {
     /// This service's backoff, instead of the supervisor's default.
     pub backoff: Option<BackoffConfig>,
+    pub(crate) restart_policy: Option<RestartPolicy>,
+    pub(crate) stop_timeout: Option<StopTimeout>,
+    pub(crate) after: Vec<Arc<str>>,
+    pub(crate) signals_readiness: bool,
+    pub(crate) temporary: bool,
+    pub(crate) critical: bool,
 }
 
 impl SpawnOptions {
@@ -344,8 +473,219 @@ impl SpawnOptions {
     /// ```
     #[must_use]
     pub fn with_backoff(backoff: BackoffConfig) -> Self {
-        Self {
-            backoff: Some(backoff),
-        }
+        Self::default().backoff(backoff)
+    }
+
+    /// This service's backoff, instead of the supervisor's default. It is
+    /// validated at spawn ([`SpawnError::InvalidBackoff`](crate::SpawnError::InvalidBackoff)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{BackoffConfig, SpawnOptions};
+    ///
+    /// let backoff = BackoffConfig::new(Duration::from_millis(10), Duration::from_secs(1));
+    /// assert_eq!(SpawnOptions::default().backoff(backoff).backoff, Some(backoff));
+    /// ```
+    #[must_use]
+    pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+
+    /// The restart policy, instead of the one the service declares
+    /// ([`Service::restart_policy`](crate::Service::restart_policy)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, RestartPolicy, ServiceContext, SpawnOptions, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let once = service_fn("once", |_ctx: ServiceContext| async { anyhow::Ok(()) }); // Always by default.
+    /// let options = SpawnOptions::default().restart_policy(RestartPolicy::Never);
+    /// let handle = supervisor.spawn_service_with_options(once, options)?;
+    /// let snapshot = handle.wait_terminated().await;
+    /// assert_eq!(snapshot.start_count, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn restart_policy(mut self, policy: RestartPolicy) -> Self {
+        self.restart_policy = Some(policy);
+        self
+    }
+
+    /// How long a run asked to stop (by shutdown, a stop, a restart or a
+    /// removal) may take before it is dropped; the supervisor's
+    /// [shutdown timeout](SupervisorConfig::with_shutdown_timeout) by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, SpawnOptions, Supervisor, SupervisorConfig, TerminationReason};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let stubborn = service_fn("stubborn", |_ctx: ServiceContext| std::future::pending::<anyhow::Result<()>>());
+    /// let options = SpawnOptions::default().stop_timeout(Duration::from_secs(2));
+    /// let handle = supervisor.spawn_service_with_options(stubborn, options)?;
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    ///
+    /// let snapshot = handle.stop().await?;
+    /// assert_eq!(
+    ///     snapshot.termination_reason,
+    ///     Some(TerminationReason::StopTimeout { timeout: Duration::from_secs(2) })
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn stop_timeout(mut self, timeout: impl Into<StopTimeout>) -> Self {
+        self.stop_timeout = Some(timeout.into());
+        self
+    }
+
+    /// Services this one depends on: it starts (and restarts) only once each
+    /// of them is ready, it stops at shutdown before them, and it is stopped
+    /// ([`DependencyStopped`](crate::TerminationReason::DependencyStopped))
+    /// when one of them terminates. They must be registered when this one is
+    /// spawned. Calls add up.
+    ///
+    /// A dependency that restarts does not restart its dependants: they keep
+    /// running, and the next start of one of them waits for the dependency
+    /// to be ready again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, ServiceContext, SpawnError, SpawnOptions, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let idle = |name: &'static str| service_fn(name, |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// });
+    /// supervisor.spawn_service(idle("db"))?;
+    /// supervisor.spawn_service_with_options(idle("api"), SpawnOptions::default().after(["db"]))?;
+    ///
+    /// let unknown = supervisor.spawn_service_with_options(idle("web"), SpawnOptions::default().after(["cache"]));
+    /// assert!(matches!(unknown, Err(SpawnError::UnknownDependency { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn after<I>(mut self, dependencies: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<Arc<str>>,
+    {
+        self.after.extend(dependencies.into_iter().map(Into::into));
+        self
+    }
+
+    /// The service says itself when it is ready, with
+    /// [`ServiceContext::ready`](crate::ServiceContext::ready) (systemd's
+    /// `Type=notify`). Without this, each run is ready as soon as it starts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, SpawnOptions, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let db = service_fn("db", |ctx: ServiceContext| async move {
+    ///     tokio::time::sleep(Duration::from_secs(3)).await; // Warming up.
+    ///     ctx.ready();
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// });
+    /// let handle = supervisor.spawn_service_with_options(db, SpawnOptions::default().signals_readiness())?;
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    /// assert!(!handle.snapshot().ready);
+    /// supervisor.wait_ready().await?;
+    /// assert!(handle.snapshot().ready);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn signals_readiness(mut self) -> Self {
+        self.signals_readiness = true;
+        self
+    }
+
+    /// Forget the service as soon as it terminates (OTP's temporary child, a
+    /// job): its registry entry, its metric series and its memory go, and its
+    /// name can be spawned again. For processes that spawn `job-{id}` for
+    /// ever.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, RestartPolicy, ServiceContext, SpawnOptions, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let job = service_fn("job-1", |_ctx: ServiceContext| async { anyhow::Ok(()) });
+    /// let options = SpawnOptions::default().restart_policy(RestartPolicy::Never).temporary();
+    /// let handle = supervisor.spawn_service_with_options(job, options)?;
+    /// handle.wait_terminated().await;
+    /// assert_eq!(supervisor.service_count(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn temporary(mut self) -> Self {
+        self.temporary = true;
+        self
+    }
+
+    /// The process cannot do without this service (OTP's significant child
+    /// with `auto_shutdown`): when it *fails* for good (circuit breaker open,
+    /// `Unrecoverable`, `Panicked`, or stopped because a dependency failed),
+    /// the supervisor shuts everything down and
+    /// [`run_until_shutdown`](crate::Supervisor::run_until_shutdown) returns
+    /// [`ShutdownError::CriticalFailed`](crate::ShutdownError::CriticalFailed),
+    /// so `main` exits non-zero and systemd or Kubernetes restarts the
+    /// process. When it *completes* and its policy does not restart it, the
+    /// supervisor shuts down too, and `run_until_shutdown` returns `Ok` with
+    /// a report naming it (a job's exit 0). A stop or removal asked for by
+    /// the host triggers neither.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{
+    ///     service_fn, RestartPolicy, ServiceContext, ShutdownCause, SpawnOptions, Supervisor,
+    ///     SupervisorConfig,
+    /// };
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let migrate = service_fn("migrate", |_ctx: ServiceContext| async { anyhow::Ok(()) });
+    /// let options = SpawnOptions::default().restart_policy(RestartPolicy::OnFailure).critical();
+    /// supervisor.spawn_service_with_options(migrate, options)?;
+    ///
+    /// let report = supervisor.run_until_shutdown().await?;
+    /// assert_eq!(report.cause, Some(ShutdownCause::CriticalCompleted { service: "migrate".into() }));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn critical(mut self) -> Self {
+        self.critical = true;
+        self
     }
 }

@@ -29,8 +29,10 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// What a run of a service gets from its supervisor: its name and its
-/// cancellation.
+use crate::slot::ServiceSlot;
+
+/// What a run of a service gets from its supervisor: its name, its
+/// cancellation, and the way to say it is ready.
 ///
 /// Each run gets its own context: [`cancelled`](Self::cancelled) completes
 /// when the supervisor asks *this run* to stop (shutdown), and also when the
@@ -60,10 +62,10 @@ pub struct ServiceContext {
 }
 
 /// The state one run shares between its supervisor and its context.
-#[derive(Debug)]
 pub(crate) struct RunState {
-    name: Arc<str>,
-    /// [`CANCELLED`], [`TOKEN_MADE`], and the waiters in units of [`WAITER`].
+    slot: Arc<ServiceSlot>,
+    /// [`CANCELLED`], [`TOKEN_MADE`], [`READY`], and the waiters in units of
+    /// [`WAITER`].
     state: AtomicUsize,
     /// Wakes the waiting [`ServiceContext::cancelled`] futures.
     notify: Notify,
@@ -75,13 +77,24 @@ pub(crate) struct RunState {
 const CANCELLED: usize = 1;
 /// Set once the token exists.
 const TOKEN_MADE: usize = 2;
+/// Set by [`ServiceContext::ready`].
+const READY: usize = 4;
 /// One waiting [`ServiceContext::cancelled`] future.
-const WAITER: usize = 4;
+const WAITER: usize = 8;
+
+impl std::fmt::Debug for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunState")
+            .field("service", &self.slot.name)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
 
 impl RunState {
-    fn new(name: Arc<str>) -> Self {
+    fn new(slot: Arc<ServiceSlot>) -> Self {
         Self {
-            name,
+            slot,
             state: AtomicUsize::new(0),
             notify: Notify::new(),
             token: OnceLock::new(),
@@ -180,7 +193,47 @@ impl ServiceContext {
     /// ```
     #[must_use]
     pub fn name(&self) -> &str {
-        &self.run.name
+        &self.run.slot.name
+    }
+
+    /// Says this run is ready (systemd's `READY=1`): its dependants may
+    /// start, and it counts as up in
+    /// [`Supervisor::readiness`](crate::Supervisor::readiness). Only for
+    /// services spawned with
+    /// [`SpawnOptions::signals_readiness`](crate::SpawnOptions::signals_readiness);
+    /// the others are ready as soon as each run starts. Each run starts
+    /// unready; calling this again, or after the run was asked to stop, does
+    /// nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, SpawnOptions, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let cache = service_fn("cache", |ctx: ServiceContext| async move {
+    ///     tokio::time::sleep(Duration::from_secs(2)).await; // Loading.
+    ///     ctx.ready();
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// });
+    /// let handle = supervisor.spawn_service_with_options(cache, SpawnOptions::default().signals_readiness())?;
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    /// assert!(!supervisor.is_ready());
+    /// tokio::time::sleep(Duration::from_secs(2)).await;
+    /// assert!(handle.snapshot().ready);
+    /// assert!(supervisor.is_ready());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ready(&self) {
+        let before = self.run.state.fetch_or(READY, Ordering::AcqRel);
+        if before & (READY | CANCELLED) == 0 {
+            self.run.slot.wake_runner();
+        }
     }
 
     /// Completes when the supervisor asks this run to stop (shutdown), once
@@ -299,10 +352,20 @@ pub(crate) struct RunContexts {
 }
 
 impl RunContexts {
-    pub(crate) fn new(name: Arc<str>) -> Self {
+    pub(crate) fn new(slot: Arc<ServiceSlot>) -> Self {
         Self {
-            current: Arc::new(RunState::new(name)),
+            current: Arc::new(RunState::new(slot)),
         }
+    }
+
+    /// Whether the current run said it is ready (and has not been asked to
+    /// stop); clears the bit so it is read once.
+    pub(crate) fn take_ready(&self) -> bool {
+        let state = self.current.state.load(Ordering::Acquire);
+        if state & READY == 0 || state & CANCELLED != 0 {
+            return false;
+        }
+        self.current.state.fetch_and(!READY, Ordering::AcqRel) & READY != 0
     }
 
     /// The context of the next run: the previous state reset in place if the
@@ -314,8 +377,8 @@ impl RunContexts {
                 state.token = OnceLock::new();
             }
             None => {
-                let name = Arc::clone(&self.current.name);
-                self.current = Arc::new(RunState::new(name));
+                let slot = Arc::clone(&self.current.slot);
+                self.current = Arc::new(RunState::new(slot));
             }
         }
         ServiceContext {

@@ -4,6 +4,9 @@ use std::error::Error as StdError;
 use std::fmt;
 
 use backoff::InvalidBackoff;
+use lifecycle::TerminationReason;
+
+use crate::DrainReport;
 
 /// Why [`Supervisor::spawn_service`](crate::Supervisor::spawn_service) refused
 /// a service. Nothing was started and nothing was registered.
@@ -63,6 +66,30 @@ pub enum SpawnError {
         /// What is wrong with the configuration.
         source: InvalidBackoff,
     },
+    /// A dependency named in [`SpawnOptions::after`](crate::SpawnOptions::after)
+    /// is not registered (dependencies are spawned first).
+    UnknownDependency {
+        /// The service that was refused.
+        name: String,
+        /// The dependency that is missing.
+        dependency: String,
+    },
+    /// A dependency has terminated: the service could never start.
+    DependencyTerminated {
+        /// The service that was refused.
+        name: String,
+        /// The terminated dependency.
+        dependency: String,
+    },
+    /// The dependencies form a cycle. Dependencies must be registered before
+    /// their dependants, so the only cycle a spawn can ask for is a service
+    /// that depends on itself.
+    DependencyCycle {
+        /// The service that was refused.
+        name: String,
+        /// The cycle, starting and ending with `name`.
+        cycle: Vec<String>,
+    },
 }
 
 impl fmt::Display for SpawnError {
@@ -87,6 +114,19 @@ impl fmt::Display for SpawnError {
             SpawnError::InvalidBackoff { name, .. } => {
                 write!(f, "invalid backoff configuration for `{name}`")
             }
+            SpawnError::UnknownDependency { name, dependency } => write!(
+                f,
+                "cannot spawn `{name}`: its dependency `{dependency}` is not registered"
+            ),
+            SpawnError::DependencyTerminated { name, dependency } => write!(
+                f,
+                "cannot spawn `{name}`: its dependency `{dependency}` has terminated"
+            ),
+            SpawnError::DependencyCycle { name, cycle } => write!(
+                f,
+                "cannot spawn `{name}`: its dependencies form a cycle ({})",
+                cycle.join(" -> ")
+            ),
         }
     }
 }
@@ -99,7 +139,189 @@ impl StdError for SpawnError {
             | SpawnError::ShuttingDown { .. }
             | SpawnError::NoRuntime { .. }
             | SpawnError::NoTimeDriver { .. }
-            | SpawnError::Panicked { .. } => None,
+            | SpawnError::Panicked { .. }
+            | SpawnError::UnknownDependency { .. }
+            | SpawnError::DependencyTerminated { .. }
+            | SpawnError::DependencyCycle { .. } => None,
         }
     }
 }
+
+/// Why a control call ([`ServiceHandle::stop`](crate::ServiceHandle::stop),
+/// [`Supervisor::restart_service`](crate::Supervisor::restart_service), …)
+/// did nothing.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_core::{ControlError, Supervisor, SupervisorConfig};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+/// let err = supervisor.stop_service("ghost").await.unwrap_err();
+/// assert_eq!(err, ControlError::NotFound { name: "ghost".into() });
+/// assert_eq!(err.to_string(), "no service named `ghost` is registered");
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// No service is registered under this name.
+    NotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// The service was removed (this handle outlived it).
+    Removed {
+        /// The service's name.
+        name: String,
+    },
+    /// The service has terminated: there is nothing left to stop or restart.
+    Terminated {
+        /// The service's name.
+        name: String,
+        /// Why it terminated.
+        reason: TerminationReason,
+    },
+    /// The service is being stopped (a stop, a removal, or its dependency
+    /// stopped): it cannot be restarted.
+    Stopping {
+        /// The service's name.
+        name: String,
+    },
+    /// Shutdown has started: every service is being stopped already.
+    ShuttingDown {
+        /// The service's name.
+        name: String,
+    },
+}
+
+impl fmt::Display for ControlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ControlError::NotFound { name } => write!(f, "no service named `{name}` is registered"),
+            ControlError::Removed { name } => write!(f, "service `{name}` was removed"),
+            ControlError::Terminated { name, reason } => {
+                write!(f, "service `{name}` has terminated ({reason})")
+            }
+            ControlError::Stopping { name } => write!(f, "service `{name}` is being stopped"),
+            ControlError::ShuttingDown { name } => {
+                write!(
+                    f,
+                    "cannot control `{name}`: the supervisor is shutting down"
+                )
+            }
+        }
+    }
+}
+
+impl StdError for ControlError {}
+
+/// Why [`Supervisor::run_until_shutdown`](crate::Supervisor::run_until_shutdown)
+/// returned an error: `main` should exit non-zero.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_core::{
+///     service_fn, RestartPolicy, ServiceContext, ShutdownError, SpawnOptions, Supervisor,
+///     SupervisorConfig, TerminationReason,
+/// };
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+/// let db = service_fn("db", |_ctx: ServiceContext| async { anyhow::bail!("disk full") });
+/// let options = SpawnOptions::default().restart_policy(RestartPolicy::Never).critical();
+/// supervisor.spawn_service_with_options(db, options).unwrap();
+///
+/// match supervisor.run_until_shutdown().await {
+///     Err(ShutdownError::CriticalFailed { service, reason, report }) => {
+///         assert_eq!(service, "db");
+///         assert_eq!(reason, TerminationReason::Unrecoverable("disk full".into()));
+///         assert!(report.is_clean());
+///     }
+///     other => panic!("unexpected: {other:?}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ShutdownError {
+    /// The signal handlers could not be installed (nothing was triggered).
+    Signals(std::io::Error),
+    /// A [critical](crate::SpawnOptions::critical) service failed for good,
+    /// and everything was shut down.
+    CriticalFailed {
+        /// The critical service.
+        service: String,
+        /// Why it terminated.
+        reason: TerminationReason,
+        /// How the shutdown that followed went.
+        report: DrainReport,
+    },
+}
+
+impl fmt::Display for ShutdownError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShutdownError::Signals(error) => write!(f, "{error}"),
+            ShutdownError::CriticalFailed {
+                service, reason, ..
+            } => write!(f, "critical service `{service}` failed: {reason}"),
+        }
+    }
+}
+
+impl StdError for ShutdownError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        // `Display` already says what the IO error says.
+        match self {
+            ShutdownError::Signals(error) => error.source(),
+            ShutdownError::CriticalFailed { .. } => None,
+        }
+    }
+}
+
+/// Why [`Supervisor::wait_ready`](crate::Supervisor::wait_ready) gave up.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_core::{ReadyError, Supervisor, SupervisorConfig};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+/// supervisor.trigger_shutdown();
+/// assert_eq!(supervisor.wait_ready().await, Err(ReadyError::ShuttingDown));
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadyError {
+    /// Shutdown has begun: the supervisor will not be ready again.
+    ShuttingDown,
+    /// A service failed for good: it will never be ready (remove it, or
+    /// spawn it again, to clear it).
+    Failed {
+        /// The service.
+        service: String,
+        /// Why it terminated.
+        reason: TerminationReason,
+    },
+}
+
+impl fmt::Display for ReadyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadyError::ShuttingDown => f.write_str("the supervisor is shutting down"),
+            ReadyError::Failed { service, reason } => {
+                write!(f, "service `{service}` failed for good: {reason}")
+            }
+        }
+    }
+}
+
+impl StdError for ReadyError {}

@@ -75,23 +75,29 @@
 
 mod config;
 mod context;
+mod drain;
 mod error;
+mod events;
 mod panics;
 mod runner;
 mod service;
+mod shared;
 mod slot;
 mod supervisor;
 mod telemetry;
 
 pub use backoff::{BackoffConfig, InvalidBackoff, Jitter};
 pub use config::{
-    DEFAULT_CLEAN_RESTART_DELAY, DEFAULT_SHUTDOWN_TIMEOUT, SpawnOptions, SupervisorConfig,
+    DEFAULT_CLEAN_RESTART_DELAY, DEFAULT_EVENT_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, SpawnOptions,
+    StopTimeout, SupervisorConfig,
 };
 pub use context::ServiceContext;
-pub use error::SpawnError;
+pub use drain::{DrainReport, ServiceStop, ShutdownCause};
+pub use error::{ControlError, ReadyError, ShutdownError, SpawnError};
+pub use events::{EventKind, LifecycleEvent, LifecycleEvents, RecvError};
 pub use lifecycle::{ServiceLifecycleSnapshot, ServicePhase, TerminationReason};
 pub use service::{BoxError, RestartPolicy, Service, ServiceFn, service_fn};
-pub use supervisor::{DrainReport, ServiceHandle, Supervisor};
+pub use supervisor::{Readiness, ServiceHandle, Supervisor};
 pub use supervisor_metrics::{
     FailureCounts, FailureKind, MetricsSink, MetricsSnapshot, NoopSink, SupervisorMetrics,
 };

@@ -1,8 +1,8 @@
 //! The restart loop of one service: the policy table, in one task per service.
 //!
 //! The task owns the service and its `BackoffState`; it shares only the
-//! lifecycle and the stop request (through its [`ServiceSlot`]) with the rest
-//! of the supervisor.
+//! lifecycle, the host's requests and readiness (through its
+//! [`ServiceSlot`]) with the rest of the supervisor.
 //!
 //! # Invariants
 //!
@@ -10,15 +10,21 @@
 //!    future polled and dropped, and its error converted and formatted, each
 //!    under `catch_unwind`; a panic in any of them is a failed run of kind
 //!    [`FailureKind::Panic`].
-//! 2. A run is dropped before it returns only when a stop was requested and
-//!    its stop timeout passed; the supervisor never races a run against its
-//!    own cancellation.
-//! 3. Only a stop request of the supervisor makes a run's end a stop; a
-//!    service that cancels its own context's token ends its run by policy.
-//! 4. Events are delivered to the sinks (`flush`) before every `.await` that
-//!    waits (a run, a backoff delay, a stop timeout) and before the task
-//!    ends, so a service's events are never held back while it waits; a
-//!    zero-delay restart delivers its cycle's events in one batch.
+//! 2. A run is dropped before it returns only when the host or the shutdown
+//!    asked it to stop (or restart) and its stop timeout passed; the
+//!    supervisor never races a run against its own cancellation. A new run
+//!    starts only after the previous one returned or was dropped.
+//! 3. Only a request of the supervisor makes a run's end a stop or a restart;
+//!    a service that cancels its own context's token ends its run by policy.
+//! 4. The request is read under the slot's lock at every decision point: at
+//!    each start (before waiting for dependencies and after), when a run
+//!    ends, and when a backoff ends. A stop read there is final; a restart is
+//!    consumed there. So no timer, backoff or run that ends later can undo a
+//!    stop (no resurrection).
+//! 5. Events are delivered to the sinks (`flush`) before every `.await` that
+//!    waits (a run, a backoff delay, a stop timeout, dependencies) and before
+//!    the task ends, so a service's events are never held back while it
+//!    waits; a zero-delay restart delivers its cycle's events in one batch.
 
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
@@ -34,9 +40,10 @@ use lifecycle::{FailureKind, TerminationReason};
 use crate::context::RunContexts;
 use crate::panics::take_message;
 use crate::service::{BoxError, error_chain};
-use crate::slot::ServiceSlot;
+use crate::shared::Shared;
+use crate::slot::{Asked, DependencyState, ServiceSlot, StopCause, fails_for_good};
 use crate::telemetry::{SinkEvent, Telemetry};
-use crate::{RestartPolicy, Service};
+use crate::{RestartPolicy, Service, StopTimeout};
 
 /// Everything one service's task owns.
 pub(crate) struct Runner<S> {
@@ -44,7 +51,7 @@ pub(crate) struct Runner<S> {
     pub(crate) slot: Arc<ServiceSlot>,
     pub(crate) backoff: LazyBackoff,
     pub(crate) contexts: RunContexts,
-    pub(crate) telemetry: Arc<Telemetry>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// A service's backoff state, made at its first failure: until then (for
@@ -110,10 +117,21 @@ enum Exit {
 enum RunEnd {
     /// The run returned (or panicked) on its own.
     Returned(Exit),
-    /// A stop was requested, and the run then returned within its timeout.
+    /// The run was asked to stop, and returned within its timeout.
     Stopped(Exit),
-    /// A stop was requested, and the run was dropped at its timeout.
-    Aborted,
+    /// The run was asked to stop, and dropped at its timeout.
+    Aborted(Duration),
+    /// The run was asked to stop and dropped at once, as configured
+    /// ([`StopTimeout::Immediate`]).
+    Dropped,
+}
+
+/// Where a run asked to stop stands.
+enum Stopping {
+    No,
+    /// The timer, and the timeout it runs for.
+    Until(Pin<Box<tokio::time::Sleep>>, Duration),
+    Forever,
 }
 
 /// What to do after the restart delay is decided.
@@ -125,6 +143,13 @@ enum Next {
     Stop,
 }
 
+/// What waiting for the dependencies ended with.
+enum Awaited {
+    Ready,
+    Asked,
+    Gone { name: Arc<str>, failed: bool },
+}
+
 impl<S: Service> Runner<S> {
     /// Supervises the service until it terminates. A transition refused by
     /// the lifecycle means the supervisor already terminated the service (the
@@ -133,11 +158,11 @@ impl<S: Service> Runner<S> {
     /// The clock is read once per step, and that time is used by every
     /// transition of the step (a zero-delay restart reads it once per cycle).
     pub(crate) async fn run(&mut self) {
-        let mut now = self.telemetry.now();
+        let mut now = self.telemetry().now();
         loop {
-            if self.slot.stop_requested() {
-                self.stop(now, None);
-                break;
+            match self.before_start(now).await {
+                Some(at) => now = at,
+                None => break,
             }
             if self.start(now).is_err() {
                 break;
@@ -145,28 +170,21 @@ impl<S: Service> Runner<S> {
             self.flush();
 
             let end = self.run_once().await;
-            now = self.telemetry.now();
-            let exit = match end {
-                RunEnd::Aborted => {
-                    self.terminate(
-                        now,
-                        TerminationReason::ShutdownTimeout {
-                            timeout: self.slot.stop_timeout,
-                        },
-                    );
+            now = self.telemetry().now();
+            // Invariant 4: what was asked while the run ran, or as it ended.
+            let exit = match (end, self.slot.take_request()) {
+                (RunEnd::Returned(exit), Asked::Nothing) => exit,
+                (end, Asked::Stop(cause)) => {
+                    self.stopped(now, end, &cause);
                     break;
                 }
-                RunEnd::Stopped(exit) => {
-                    self.terminate_stopped(now, exit);
-                    break;
+                (end, Asked::Restart | Asked::Nothing) => {
+                    if self.restarted(now, end).is_err() {
+                        break;
+                    }
+                    continue;
                 }
-                RunEnd::Returned(exit) => exit,
             };
-            if self.slot.stop_requested() {
-                // The stop request and the run's end crossed: it was a stop.
-                self.stop(now, Some(exit));
-                break;
-            }
 
             let next = match exit {
                 Exit::Clean => self.after_clean_exit(now).await,
@@ -176,7 +194,7 @@ impl<S: Service> Runner<S> {
                 Next::Restart { at } => {
                     now = at;
                     let restarting = self.slot.transition_at(
-                        &self.telemetry,
+                        self.telemetry(),
                         now,
                         |lc, now| lc.transition_to_restarting(now),
                         |_| None,
@@ -192,12 +210,58 @@ impl<S: Service> Runner<S> {
         self.slot.release_task();
     }
 
-    /// `Starting | Restarting → Running`.
+    fn telemetry(&self) -> &Telemetry {
+        &self.shared.telemetry
+    }
+
+    /// Before each start: a stop asked for ends the service here; then the
+    /// dependencies must be ready. Returns the time of the start, or `None`
+    /// if the service terminated instead.
+    async fn before_start(&mut self, mut now: Duration) -> Option<Duration> {
+        loop {
+            match self.slot.take_request() {
+                Asked::Stop(cause) => {
+                    self.stop_idle(now, &cause);
+                    return None;
+                }
+                // About to start anyway.
+                Asked::Restart | Asked::Nothing => {}
+            }
+            if self.slot.dependencies.is_empty() {
+                return Some(now);
+            }
+            self.flush();
+            let slot = &*self.slot;
+            let awaited = std::future::poll_fn(|cx| poll_dependencies(slot, cx)).await;
+            now = self.telemetry().now();
+            match awaited {
+                Awaited::Ready => return Some(now),
+                Awaited::Asked => {}
+                // Its termination asked this service to stop, unless this
+                // service was spawned as it terminated: ask here.
+                Awaited::Gone { name, failed } => {
+                    let _ = self
+                        .slot
+                        .request_stop(StopCause::Dependency { name, failed }, now);
+                }
+            }
+        }
+    }
+
+    /// `Starting | Restarting → Running`, ready at once unless the service
+    /// signals readiness itself.
     fn start(&mut self, now: Duration) -> Result<(), lifecycle::InvalidTransition> {
+        let ready_at_start = !self.slot.spec.signals_readiness;
         self.slot.transition_at(
-            &self.telemetry,
+            self.telemetry(),
             now,
-            |lc, now| lc.transition_to_running(now),
+            |lc, now| {
+                lc.transition_to_running(now)?;
+                if ready_at_start {
+                    let _ = lc.mark_ready();
+                }
+                Ok(())
+            },
             |lc| {
                 Some(SinkEvent::Started {
                     start_count: lc.start_count(),
@@ -226,34 +290,53 @@ impl<S: Service> Runner<S> {
         // machine keeps only the run and a pointer to the stop timer. The
         // outcome becomes an `Exit` at once: the service's error type need
         // not be `Send`, so it must not live across an `.await`.
-        let mut stopping: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        let mut stopping = Stopping::No;
         let end = std::future::poll_fn(|cx| {
             if let Poll::Ready(outcome) = poll_run(run.as_mut(), cx) {
                 let exit = Exit::from_outcome(outcome);
                 return Poll::Ready(match stopping {
-                    None => RunEnd::Returned(exit),
-                    Some(_) => RunEnd::Stopped(exit),
+                    Stopping::No => RunEnd::Returned(exit),
+                    Stopping::Until(..) | Stopping::Forever => RunEnd::Stopped(exit),
                 });
             }
-            let timer = match &mut stopping {
-                Some(timer) => timer,
-                None if self.slot.poll_stop_requested(cx) => {
-                    self.ask_to_stop();
+            if self.contexts.take_ready() {
+                self.slot
+                    .mark_ready(self.telemetry(), self.telemetry().now());
+            }
+            let (timer, timeout) = match &mut stopping {
+                Stopping::Until(timer, timeout) => (timer, *timeout),
+                Stopping::Forever => return Poll::Pending,
+                Stopping::No if self.slot.poll_asked(cx) => {
+                    self.enter_stopping();
+                    let timeout = match self.slot.spec.stop_timeout {
+                        StopTimeout::Immediate => return Poll::Ready(RunEnd::Dropped),
+                        StopTimeout::After(timeout) => Some(timeout),
+                        StopTimeout::Infinity => None,
+                    };
+                    self.contexts.cancel();
                     // The cancellation may let the run return at once.
                     if let Poll::Ready(outcome) = poll_run(run.as_mut(), cx) {
                         return Poll::Ready(RunEnd::Stopped(Exit::from_outcome(outcome)));
                     }
+                    let Some(timeout) = timeout else {
+                        stopping = Stopping::Forever;
+                        return Poll::Pending;
+                    };
                     // Boxed: the timer exists only while a run is asked to
                     // stop, and keeping it out of the task's state machine
                     // keeps every service smaller.
-                    stopping.insert(Box::pin(tokio::time::sleep(self.slot.stop_timeout)))
+                    stopping = Stopping::Until(Box::pin(tokio::time::sleep(timeout)), timeout);
+                    let Stopping::Until(timer, _) = &mut stopping else {
+                        return Poll::Pending;
+                    };
+                    (timer, timeout)
                 }
-                None => return Poll::Pending,
+                Stopping::No => return Poll::Pending,
             };
             match timer.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     tracing::warn!("service did not stop in time: aborted");
-                    Poll::Ready(RunEnd::Aborted)
+                    Poll::Ready(RunEnd::Aborted(timeout))
                 }
                 Poll::Pending => Poll::Pending,
             }
@@ -277,31 +360,90 @@ impl<S: Service> Runner<S> {
         }
     }
 
-    /// Asked to stop while running: `Running → Stopping`, and the run's
-    /// context is cancelled (cooperative); the stop timeout starts.
-    fn ask_to_stop(&self) {
+    /// Asked to stop (or restart) while running: `Running → Stopping`.
+    fn enter_stopping(&self) {
         let _ = self.slot.transition_at(
-            &self.telemetry,
-            self.telemetry.now(),
+            self.telemetry(),
+            self.telemetry().now(),
             |lc, now| lc.transition_to_stopping(now),
             |_| None,
         );
         self.flush();
-        self.contexts.cancel();
-        tracing::info!(
-            timeout_ms = self.slot.stop_timeout.as_millis(),
-            "service asked to stop"
+        tracing::info!(timeout = ?self.slot.spec.stop_timeout, "service asked to stop");
+    }
+
+    /// The run ended after a stop was asked for: the service terminates for
+    /// the stop's cause, with the run's failure recorded if it failed on the
+    /// way out.
+    fn stopped(&self, now: Duration, end: RunEnd, cause: &StopCause) {
+        tracing::info!("service stopped");
+        let aborted = match end {
+            RunEnd::Returned(exit) => {
+                // The request and the run's end crossed: it was a stop.
+                self.to_stopping(now);
+                self.record_exit(exit);
+                None
+            }
+            RunEnd::Stopped(exit) => {
+                self.record_exit(exit);
+                None
+            }
+            RunEnd::Aborted(timeout) => Some(timeout),
+            RunEnd::Dropped => None,
+        };
+        self.terminate_for(now, cause, aborted);
+    }
+
+    /// The run ended after a restart was asked for: `Stopping → Restarting`
+    /// at once, not a failure (unless the run failed on its own way out, or
+    /// had to be dropped at its timeout), the backoff untouched.
+    fn restarted(&self, now: Duration, end: RunEnd) -> Result<(), lifecycle::InvalidTransition> {
+        tracing::info!("service restarting, as asked");
+        match end {
+            RunEnd::Returned(exit) => {
+                self.to_stopping(now);
+                self.record_exit(exit);
+            }
+            RunEnd::Stopped(exit) => self.record_exit(exit),
+            RunEnd::Aborted(timeout) => self.slot.record_failure(
+                self.telemetry(),
+                FailureKind::Timeout,
+                format!("did not stop within {timeout:?} when asked to restart"),
+            ),
+            RunEnd::Dropped => {}
+        }
+        self.slot.transition_at(
+            self.telemetry(),
+            now,
+            |lc, now| lc.transition_to_restarting(now),
+            |_| None,
+        )
+    }
+
+    fn to_stopping(&self, now: Duration) {
+        let _ = self.slot.transition_at(
+            self.telemetry(),
+            now,
+            |lc, now| lc.transition_to_stopping(now),
+            |_| None,
         );
+    }
+
+    fn record_exit(&self, exit: Exit) {
+        if let Exit::Failed { kind, message } = exit {
+            self.slot.record_failure(self.telemetry(), kind, message);
+        }
     }
 
     async fn after_clean_exit(&mut self, now: Duration) -> Next {
         tracing::info!("service exited cleanly");
-        match self.slot.policy {
+        match self.slot.spec.policy {
             RestartPolicy::Always => {
                 // A clean exit is not a failure: the next failure backs off
                 // from the base again.
                 self.backoff.reset();
-                self.back_off(self.telemetry.clean_restart_delay, now).await
+                let delay = self.telemetry().clean_restart_delay;
+                self.back_off(delay, now).await
             }
             RestartPolicy::OnFailure | RestartPolicy::Never => {
                 self.terminate(now, TerminationReason::Completed);
@@ -313,7 +455,7 @@ impl<S: Service> Runner<S> {
     async fn after_failure(&mut self, kind: FailureKind, message: String, now: Duration) -> Next {
         tracing::warn!(kind = %kind, error = %message, "service failed");
         self.slot
-            .record_failure(&self.telemetry, kind, message.clone());
+            .record_failure(self.telemetry(), kind, message.clone());
         let backoff = match self.backoff.state() {
             Ok(backoff) => backoff,
             // Validated at spawn: unreachable, but never a panic.
@@ -327,7 +469,7 @@ impl<S: Service> Runner<S> {
         };
         backoff.maybe_reset_on_cooldown(now);
 
-        if self.slot.policy == RestartPolicy::Never {
+        if self.slot.spec.policy == RestartPolicy::Never {
             let reason = match kind {
                 FailureKind::Panic => TerminationReason::Panicked(message),
                 _ => TerminationReason::Unrecoverable(message),
@@ -359,11 +501,11 @@ impl<S: Service> Runner<S> {
         }
     }
 
-    /// `Running → BackingOff` at `now`, then waits `delay` unless a stop is
-    /// requested first.
+    /// `Running → BackingOff` at `now`, then waits `delay` unless a stop or
+    /// restart is asked for first (a restart cuts the delay short).
     async fn back_off(&mut self, delay: Duration, now: Duration) -> Next {
         let backing_off = self.slot.transition_at(
-            &self.telemetry,
+            self.telemetry(),
             now,
             |lc, now| lc.transition_to_backing_off(now, delay),
             |_| Some(SinkEvent::Backoff { delay }),
@@ -381,18 +523,15 @@ impl<S: Service> Runner<S> {
             // each restart. The events are flushed once the restart is made
             // (before the next run), one batch per cycle.
             tokio::task::coop::consume_budget().await;
-            if self.slot.stop_requested() {
-                self.stop(self.telemetry.now(), None);
-                return Next::Stop;
-            }
-            return Next::Restart { at: now };
+            return self.after_delay(now);
         }
         self.flush();
         // Boxed: the timer is only alive while backing off, and keeping it
         // out of the task's state machine keeps every idle service smaller.
         let sleep = Box::pin(tokio::time::sleep(delay));
-        let stop = std::future::poll_fn(|cx| {
-            if self.slot.poll_stop_requested(cx) {
+        let slot = &*self.slot;
+        let asked = std::future::poll_fn(|cx| {
+            if slot.poll_asked(cx) {
                 Poll::Ready(())
             } else {
                 Poll::Pending
@@ -400,44 +539,79 @@ impl<S: Service> Runner<S> {
         });
         tokio::select! {
             biased;
-            () = stop => {
+            () = asked => {}
+            () = sleep => {}
+        }
+        self.after_delay(self.telemetry().now())
+    }
+
+    /// The end of a backoff (its delay over, or cut short by a request).
+    fn after_delay(&mut self, now: Duration) -> Next {
+        match self.slot.take_request() {
+            Asked::Stop(cause) => {
                 tracing::info!("asked to stop while backing off");
-                self.stop(self.telemetry.now(), None);
+                self.stop_idle(now, &cause);
                 Next::Stop
             }
-            () = sleep => Next::Restart { at: self.telemetry.now() },
+            Asked::Restart | Asked::Nothing => Next::Restart { at: now },
         }
     }
 
-    /// A stop requested outside a run (or crossing the run's end):
-    /// `… → Stopping → Terminated(Cancelled)`, recording the run's failure if
-    /// it had one.
-    fn stop(&self, now: Duration, exit: Option<Exit>) {
-        let _ = self.slot.transition_at(
-            &self.telemetry,
-            now,
-            |lc, now| lc.transition_to_stopping(now),
-            |_| None,
-        );
-        self.terminate_stopped(now, exit.unwrap_or(Exit::Clean));
-    }
-
-    /// The run ended after a stop request: `Terminated(Cancelled)`, with its
-    /// failure recorded if it failed on the way out.
-    fn terminate_stopped(&self, now: Duration, exit: Exit) {
+    /// A stop asked for outside a run: `… → Stopping → Terminated`.
+    fn stop_idle(&self, now: Duration, cause: &StopCause) {
         tracing::info!("service stopped");
-        if let Exit::Failed { kind, message } = exit {
-            self.slot.record_failure(&self.telemetry, kind, message);
-        }
-        self.terminate(now, TerminationReason::Cancelled);
+        self.to_stopping(now);
+        self.terminate_for(now, cause, None);
+    }
+
+    /// Terminates for a stop's cause (`aborted`: the run was dropped at this
+    /// stop timeout).
+    fn terminate_for(&self, now: Duration, cause: &StopCause, aborted: Option<Duration>) {
+        let failed = matches!(cause, StopCause::Dependency { failed: true, .. });
+        self.terminate_as(now, cause.reason(aborted), failed);
     }
 
     fn terminate(&self, now: Duration, reason: TerminationReason) {
-        self.slot.terminate(&self.telemetry, now, reason);
+        let failed = fails_for_good(&reason);
+        self.terminate_as(now, reason, failed);
+    }
+
+    fn terminate_as(&self, now: Duration, reason: TerminationReason, failed: bool) {
+        if self.slot.terminate(self.telemetry(), now, reason, failed) {
+            self.shared.after_termination(&self.slot, now);
+        }
     }
 
     fn flush(&self) {
-        self.slot.flush(&self.telemetry);
+        self.slot.flush(self.telemetry());
+    }
+}
+
+/// Polls the dependencies of `slot`: ready once all are ready; a request, or
+/// a terminated dependency, ends the wait. Every dependency wakes its
+/// dependants when its readiness changes or it terminates.
+fn poll_dependencies(slot: &ServiceSlot, cx: &mut Context<'_>) -> Poll<Awaited> {
+    slot.register_runner(cx);
+    if slot.is_asked() {
+        return Poll::Ready(Awaited::Asked);
+    }
+    let mut ready = true;
+    for dependency in &slot.dependencies {
+        match dependency.dependency_state() {
+            DependencyState::Ready => {}
+            DependencyState::NotReady => ready = false,
+            DependencyState::Terminated { failed } => {
+                return Poll::Ready(Awaited::Gone {
+                    name: Arc::clone(&dependency.name),
+                    failed,
+                });
+            }
+        }
+    }
+    if ready {
+        Poll::Ready(Awaited::Ready)
+    } else {
+        Poll::Pending
     }
 }
 

@@ -1,32 +1,36 @@
-//! Per-service shared state: the lifecycle, the sinks' outbox and the stop
-//! request.
+//! Per-service shared state: the lifecycle, the sinks' outbox, the host's
+//! requests, readiness and the links to dependencies.
 //!
 //! # Invariants
 //!
 //! 1. A service's [`ServiceLifecycle`] lives in its own [`ServiceSlot`],
-//!    behind a lock held only for the few instructions of one transition:
-//!    never across an `.await`, never while a sink runs. The registry is not
-//!    touched by transitions.
-//! 2. Every accepted transition feeds the built-in counters and queues its
-//!    events for the sinks under the slot's lock, in transition order.
-//!    [`ServiceSlot::flush`] delivers the queue outside the lock, by one
-//!    deliverer at a time (whoever takes the sinks' handles out of the slot),
-//!    so each service's events reach each sink in order, and a sink that calls
-//!    back into the supervisor never deadlocks: the events its call causes are
-//!    queued and delivered by the running deliverer, after the current one.
+//!    behind a lock held only for the few instructions of one change: never
+//!    across an `.await`, never while user code or a sink runs. The registry
+//!    is not touched by changes.
+//! 2. Every accepted change, under the slot's lock: feeds the built-in
+//!    counters, queues its events for the sinks (in change order), numbers
+//!    the change and sends its [`LifecycleEvent`] if anyone subscribes,
+//!    updates the supervisor's readiness count, and wakes whoever waits on
+//!    this service (control calls, dependants). [`ServiceSlot::flush`]
+//!    delivers the sinks' queue outside the lock, by one deliverer at a time,
+//!    so each service's events reach each sink in order, and a sink that
+//!    calls back into the supervisor never deadlocks.
 //! 3. `service_terminated` is queued by the one transition into `Terminated`
 //!    that is accepted; `Terminated` is absorbing, so it happens once per
 //!    spawn, whichever of the service's task and the drain gets there first.
-//! 4. Nothing in the slot refers to its task once the task is over: the abort
-//!    handle is dropped at termination, and the waker the runner registers
-//!    for stop requests when the runner returns (a waker holds a reference to
-//!    its task), so the finished task's memory is freed. Once its last events
-//!    are delivered, the slot drops its event buffer too.
-//! 5. A stop request is a flag set once and never cleared; the runner reads it
-//!    at every poll of the service and is woken when it is set.
+//! 4. The host's requests live under the lock too, with a one-byte copy the
+//!    runner reads without it: a stop is never withdrawn and keeps its first
+//!    cause; a restart is consumed by the runner, under the lock, when it
+//!    acts on it; a stop overrides a restart. Every decision of the runner
+//!    (start, end of a run, end of a backoff) reads the request under the
+//!    lock, so a request is never lost and a stopped service never starts
+//!    again.
+//! 5. Nothing in the slot refers to its task once the task is over: the
+//!    abort handle is dropped at termination, and the runner's waker when the
+//!    runner returns, so the finished task's memory is freed.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::Context;
 use std::time::Duration;
 
@@ -35,21 +39,44 @@ use lifecycle::{
     FailureKind, InvalidTransition, ServiceLifecycle, ServiceLifecycleSnapshot, ServicePhase,
     TerminationReason,
 };
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use crate::RestartPolicy;
-use crate::telemetry::{SinkEvent, SinkHandle, Telemetry};
+use crate::events::{EventKind, LifecycleEvent};
+use crate::telemetry::{SinkEvent, SinkHandle, Standing, Telemetry};
+use crate::{RestartPolicy, StopTimeout};
+
+/// No request.
+const NONE: u8 = 0;
+/// A restart is requested.
+const RESTART: u8 = 1;
+/// A stop is requested.
+const STOP: u8 = 2;
+
+/// A service's settings, fixed at spawn.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spec {
+    pub(crate) policy: RestartPolicy,
+    pub(crate) stop_timeout: StopTimeout,
+    pub(crate) signals_readiness: bool,
+    pub(crate) temporary: bool,
+    pub(crate) critical: bool,
+}
 
 /// One supervised service's shared state: written by its own task, read by
-/// snapshots and, at shutdown, by the supervisor.
+/// snapshots, and written by the host's requests and the drain.
 pub(crate) struct ServiceSlot {
     pub(crate) name: Arc<str>,
-    pub(crate) policy: RestartPolicy,
-    /// How long a run asked to stop may take before it is dropped.
-    pub(crate) stop_timeout: Duration,
+    pub(crate) spec: Spec,
+    /// What this service depends on, resolved at spawn.
+    pub(crate) dependencies: Box<[Arc<ServiceSlot>]>,
     state: Mutex<ServiceState>,
-    stop_requested: AtomicBool,
-    stop_waker: AtomicWaker,
+    /// A copy of the request's kind ([`NONE`], [`RESTART`], [`STOP`]),
+    /// written under the lock and read without it.
+    pending: AtomicU8,
+    /// The runner's task, woken by requests, by `ServiceContext::ready` and
+    /// by the dependencies' changes.
+    waker: AtomicWaker,
 }
 
 /// What the slot's lock protects.
@@ -60,6 +87,35 @@ struct ServiceState {
     outbox: Option<Box<Outbox>>,
     /// The task's abort handle, until the service terminates.
     abort: Option<AbortHandle>,
+    request: Request,
+    /// The failure recorded since the last transition, reported with the
+    /// next one.
+    failure: Option<FailureKind>,
+    /// How this service counts toward the supervisor's readiness.
+    standing: Standing,
+    /// Forget the service when it terminates.
+    forget: bool,
+    /// Forgotten: out of the registry, its sinks' series removed.
+    removed: bool,
+    /// Terminated by a failure for good (see [`fails_for_good`]).
+    failed: bool,
+    /// Made by the first waiter.
+    watch: Option<Box<Watch>>,
+    /// Made by the first dependant.
+    dependants: Option<Box<Dependants>>,
+}
+
+/// What waiters on one service share.
+struct Watch {
+    notify: Arc<Notify>,
+    /// Entries into each phase since the watch was made.
+    entered: [u64; 6],
+}
+
+/// The services that depend on this one.
+#[derive(Default)]
+struct Dependants {
+    list: Vec<Weak<ServiceSlot>>,
 }
 
 /// Events queued for the sinks, and the sinks' handles for this service.
@@ -70,6 +126,89 @@ struct Outbox {
     handles: Option<Box<[SinkHandle]>>,
 }
 
+/// What the host asked of the service.
+enum Request {
+    None,
+    Restart,
+    Stop(Box<StopRequest>),
+}
+
+/// A stop, why, and since when.
+struct StopRequest {
+    cause: StopCause,
+    at: Duration,
+}
+
+/// Who asked a service to stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StopCause {
+    /// The supervisor's shutdown.
+    Shutdown,
+    /// The host: a stop or a removal.
+    Host,
+    /// A dependency terminated; `failed` if it failed for good.
+    Dependency { name: Arc<str>, failed: bool },
+}
+
+impl StopCause {
+    /// The reason a service stopped for this cause terminates with: `aborted`
+    /// holds the stop timeout if the run was dropped at it.
+    pub(crate) fn reason(&self, aborted: Option<Duration>) -> TerminationReason {
+        match (self, aborted) {
+            (StopCause::Shutdown, None) => TerminationReason::Cancelled,
+            (StopCause::Shutdown, Some(timeout)) => TerminationReason::ShutdownTimeout { timeout },
+            (StopCause::Host, None) => TerminationReason::Stopped,
+            (StopCause::Dependency { name, .. }, None) => TerminationReason::DependencyStopped {
+                dependency: name.to_string(),
+            },
+            (StopCause::Host | StopCause::Dependency { .. }, Some(timeout)) => {
+                TerminationReason::StopTimeout { timeout }
+            }
+        }
+    }
+}
+
+/// What the runner is asked to do, as it reads it at a decision point.
+pub(crate) enum Asked {
+    Nothing,
+    Restart,
+    Stop(StopCause),
+}
+
+/// Why a request was refused.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    Terminated(TerminationReason),
+    Stopping,
+    Removed,
+}
+
+/// Where a removal stands.
+pub(crate) enum Removal {
+    /// The service is being stopped, and will be forgotten when it terminates.
+    Stopping,
+    /// The service had terminated: forget it now.
+    Terminated,
+}
+
+/// A dependency as its dependants see it.
+pub(crate) enum DependencyState {
+    Ready,
+    NotReady,
+    Terminated { failed: bool },
+}
+
+/// Whether a service that terminated for `reason` failed for good (the
+/// failures that count against readiness and trip a critical service).
+pub(crate) fn fails_for_good(reason: &TerminationReason) -> bool {
+    matches!(
+        reason,
+        TerminationReason::Unrecoverable(_)
+            | TerminationReason::CircuitBreakerOpen { .. }
+            | TerminationReason::Panicked(_)
+    )
+}
+
 impl ServiceState {
     /// Counts `event` and queues it for the sinks.
     fn emit(&mut self, telemetry: &Telemetry, event: SinkEvent) {
@@ -78,13 +217,98 @@ impl ServiceState {
             outbox.events.push(event);
         }
     }
+
+    /// Everything an accepted change entails besides the sinks (invariant
+    /// 2): its number, its event, readiness, waiters and dependants.
+    fn changed(&mut self, name: &Arc<str>, telemetry: &Telemetry, change: Change, now: Duration) {
+        let lifecycle = &mut self.lifecycle;
+        let to = lifecycle.phase();
+        let heard = telemetry.events.is_heard();
+        let seq = telemetry.events.number(heard);
+        lifecycle.renumber(seq);
+        let failure = match change.kind {
+            EventKind::Transition => self.failure.take(),
+            _ => None,
+        };
+        if heard {
+            let reason = match (change.kind, to) {
+                (EventKind::Transition, ServicePhase::Terminated) => {
+                    lifecycle.termination_reason().cloned()
+                }
+                _ => None,
+            };
+            telemetry.events.send(LifecycleEvent {
+                service: Arc::clone(name),
+                seq,
+                generation: lifecycle.start_count(),
+                kind: change.kind,
+                from: change.from,
+                to,
+                ready: lifecycle.is_ready(),
+                reason,
+                failure,
+                error: failure.and(lifecycle.last_error()).map(Arc::from),
+                at: now,
+            });
+        }
+        let standing = if self.removed {
+            Standing::Clear
+        } else {
+            match to {
+                ServicePhase::Terminated if self.failed => Standing::Failed,
+                ServicePhase::Terminated => Standing::Clear,
+                ServicePhase::Running if lifecycle.is_ready() => Standing::Clear,
+                _ => Standing::Waiting,
+            }
+        };
+        telemetry.restand(self.standing, standing);
+        self.standing = standing;
+        if let Some(watch) = &mut self.watch {
+            if change.kind == EventKind::Transition {
+                watch.entered[to.index()] += 1;
+            }
+            watch.notify.notify_waiters();
+        }
+        let readiness_moved =
+            change.was_ready != lifecycle.is_ready() || to == ServicePhase::Terminated;
+        if readiness_moved {
+            if let Some(dependants) = &self.dependants {
+                for dependant in dependants.list.iter().filter_map(Weak::upgrade) {
+                    dependant.waker.wake();
+                }
+            }
+        }
+    }
+
+    /// A number for a change that sends no event (a recorded failure).
+    fn renumber(&mut self, telemetry: &Telemetry) {
+        let seq = telemetry.events.number(false);
+        self.lifecycle.renumber(seq);
+    }
+
+    /// What is about to change, taken before the change.
+    fn before(&self, kind: EventKind) -> Change {
+        Change {
+            kind,
+            from: self.lifecycle.phase(),
+            was_ready: self.lifecycle.is_ready(),
+        }
+    }
+}
+
+/// A change as [`ServiceState::changed`] reports it.
+#[derive(Clone, Copy)]
+struct Change {
+    kind: EventKind,
+    from: ServicePhase,
+    was_ready: bool,
 }
 
 impl ServiceSlot {
     pub(crate) fn new(
         name: Arc<str>,
-        policy: RestartPolicy,
-        stop_timeout: Duration,
+        spec: Spec,
+        dependencies: Box<[Arc<ServiceSlot>]>,
         now: Duration,
         telemetry: &Telemetry,
     ) -> Self {
@@ -99,34 +323,55 @@ impl ServiceSlot {
                 lifecycle: ServiceLifecycle::new(Arc::clone(&name), now),
                 outbox,
                 abort: None,
+                request: Request::None,
+                failure: None,
+                standing: Standing::Clear,
+                forget: spec.temporary,
+                removed: false,
+                failed: false,
+                watch: None,
+                dependants: None,
             }),
             name,
-            policy,
-            stop_timeout,
-            stop_requested: AtomicBool::new(false),
-            stop_waker: AtomicWaker::new(),
+            spec,
+            dependencies,
+            pending: AtomicU8::new(NONE),
+            waker: AtomicWaker::new(),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, ServiceState> {
         // No user code runs under this lock, so nothing panics while it is
         // held; if something ever did, the lifecycle is still consistent (a
-        // transition happens whole or not at all), so a poisoned lock is used
-        // as is.
+        // change happens whole or not at all), so a poisoned lock is used as
+        // is.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `service_spawned` (the registry just accepted the service).
-    pub(crate) fn spawned(&self, telemetry: &Telemetry) {
-        self.lock().emit(telemetry, SinkEvent::Spawned);
+    /// The registry just accepted the service: queues `service_spawned`,
+    /// sends the `Spawned` event, and counts it as not ready yet.
+    pub(crate) fn spawned(&self, telemetry: &Telemetry, now: Duration) {
+        let mut state = self.lock();
+        state.emit(telemetry, SinkEvent::Spawned);
+        let change = state.before(EventKind::Spawned);
+        state.changed(&self.name, telemetry, change, now);
     }
 
-    /// Queues `service_removed` (a new spawn replaced this terminated entry).
-    pub(crate) fn removed(&self) {
+    /// Forgets the service (it is out of the registry): queues
+    /// `service_removed`, sends the `Removed` event, and takes it out of the
+    /// readiness count. Returns `false`, and does nothing, if it already was.
+    pub(crate) fn removed(&self, telemetry: &Telemetry, now: Duration) -> bool {
         let mut state = self.lock();
+        if state.removed {
+            return false;
+        }
+        state.removed = true;
         if let Some(outbox) = &mut state.outbox {
             outbox.events.push(SinkEvent::Removed);
         }
+        let change = state.before(EventKind::Removed);
+        state.changed(&self.name, telemetry, change, now);
+        true
     }
 
     /// Keeps the task's abort handle, unless the service already terminated.
@@ -141,16 +386,27 @@ impl ServiceSlot {
         self.lock().lifecycle.phase().is_alive()
     }
 
+    pub(crate) fn is_removed(&self) -> bool {
+        self.lock().removed
+    }
+
     pub(crate) fn snapshot(&self, now: Duration) -> ServiceLifecycleSnapshot {
         self.lock().lifecycle.snapshot(now)
     }
 
-    /// Whether the service was aborted at the shutdown timeout.
-    pub(crate) fn aborted_at_shutdown(&self) -> bool {
-        matches!(
-            self.lock().lifecycle.termination_reason(),
-            Some(TerminationReason::ShutdownTimeout { .. })
-        )
+    /// Whether the service terminated by a failure for good, and why.
+    pub(crate) fn failure_for_good(&self) -> Option<TerminationReason> {
+        let state = self.lock();
+        if !state.failed || state.removed {
+            return None;
+        }
+        state.lifecycle.termination_reason().cloned()
+    }
+
+    /// Whether the service holds the supervisor's readiness back (alive and
+    /// not ready), and whether it failed for good.
+    pub(crate) fn standing(&self) -> Standing {
+        self.lock().standing
     }
 
     /// Runs one lifecycle transition at `now` and queues its events: the
@@ -163,14 +419,30 @@ impl ServiceSlot {
         also: impl FnOnce(&ServiceLifecycle) -> Option<SinkEvent>,
     ) -> Result<(), InvalidTransition> {
         let mut state = self.lock();
-        let from = state.lifecycle.phase();
+        let change = state.before(EventKind::Transition);
         apply(&mut state.lifecycle, now)?;
         let to = state.lifecycle.phase();
-        state.emit(telemetry, SinkEvent::Phase { from, to });
+        state.emit(
+            telemetry,
+            SinkEvent::Phase {
+                from: change.from,
+                to,
+            },
+        );
         if let Some(event) = also(&state.lifecycle) {
             state.emit(telemetry, event);
         }
+        state.changed(&self.name, telemetry, change, now);
         Ok(())
+    }
+
+    /// Marks the current run ready, if it is running and was not.
+    pub(crate) fn mark_ready(&self, telemetry: &Telemetry, now: Duration) {
+        let mut state = self.lock();
+        let change = state.before(EventKind::Ready);
+        if let Ok(true) = state.lifecycle.mark_ready() {
+            state.changed(&self.name, telemetry, change, now);
+        }
     }
 
     /// Records a failed run. Refused (and not reported) when the run is
@@ -178,102 +450,337 @@ impl ServiceSlot {
     pub(crate) fn record_failure(&self, telemetry: &Telemetry, kind: FailureKind, message: String) {
         let mut state = self.lock();
         if state.lifecycle.record_failure(kind, message).is_ok() {
+            state.failure = Some(kind);
+            state.renumber(telemetry);
             state.emit(telemetry, SinkEvent::Failed { kind });
         }
     }
 
-    /// Moves the service to `Terminated` at `now` and queues the events.
-    /// Returns `false`, and changes nothing, if it already was.
+    /// Moves the service to `Terminated` at `now` and queues the events;
+    /// `failed` says whether it failed for good. Returns `false`, and changes
+    /// nothing, if it already was.
     ///
     /// The events that belong to the reason are queued here, under the same
     /// lock, so they are counted only for the termination that happened:
     /// `circuit_opened` for [`TerminationReason::CircuitBreakerOpen`],
-    /// `service_failed(Timeout)` for [`TerminationReason::ShutdownTimeout`].
+    /// `service_failed(Timeout)` for the aborts.
     pub(crate) fn terminate(
         &self,
         telemetry: &Telemetry,
         now: Duration,
         reason: TerminationReason,
+        failed: bool,
     ) -> bool {
+        self.terminate_inner(telemetry, now, reason, failed)
+            .is_some()
+    }
+
+    /// [`terminate`](Self::terminate) from outside the task, and abort the
+    /// task (the drain's last resort).
+    pub(crate) fn terminate_and_abort(
+        &self,
+        telemetry: &Telemetry,
+        now: Duration,
+        reason: TerminationReason,
+    ) -> bool {
+        match self.terminate_inner(telemetry, now, reason, false) {
+            Some(handle) => {
+                if let Some(handle) = handle {
+                    handle.abort();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Terminates; on success, returns the task's abort handle, if it was
+    /// still kept.
+    fn terminate_inner(
+        &self,
+        telemetry: &Telemetry,
+        now: Duration,
+        reason: TerminationReason,
+        failed: bool,
+    ) -> Option<Option<AbortHandle>> {
         let mut state = self.lock();
-        let from = state.lifecycle.phase();
+        let change = state.before(EventKind::Transition);
         if state
             .lifecycle
             .transition_to_terminated(now, reason)
             .is_err()
         {
-            return false;
+            return None;
         }
-        state.abort = None;
+        let handle = state.abort.take();
+        state.failed = failed;
         let uptime = state.lifecycle.cumulative_running_time(now);
-        let Some(reason) = state.lifecycle.termination_reason().cloned() else {
-            return true;
-        };
-        match reason {
-            TerminationReason::CircuitBreakerOpen {
-                failures,
-                max_retries,
-            } => state.emit(
-                telemetry,
-                SinkEvent::CircuitOpened {
+        if let Some(reason) = state.lifecycle.termination_reason().cloned() {
+            match reason {
+                TerminationReason::CircuitBreakerOpen {
                     failures,
                     max_retries,
-                },
-            ),
-            TerminationReason::ShutdownTimeout { .. } => state.emit(
+                } => state.emit(
+                    telemetry,
+                    SinkEvent::CircuitOpened {
+                        failures,
+                        max_retries,
+                    },
+                ),
+                ref aborted if aborted.is_abort() => state.emit(
+                    telemetry,
+                    SinkEvent::Failed {
+                        kind: FailureKind::Timeout,
+                    },
+                ),
+                _ => {}
+            }
+            state.emit(
                 telemetry,
-                SinkEvent::Failed {
-                    kind: FailureKind::Timeout,
+                SinkEvent::Phase {
+                    from: change.from,
+                    to: ServicePhase::Terminated,
                 },
-            ),
-            _ => {}
+            );
+            state.emit(telemetry, SinkEvent::Terminated(Box::new((reason, uptime))));
         }
-        state.emit(
-            telemetry,
-            SinkEvent::Phase {
-                from,
-                to: ServicePhase::Terminated,
-            },
-        );
-        state.emit(telemetry, SinkEvent::Terminated(Box::new((reason, uptime))));
-        true
+        state.changed(&self.name, telemetry, change, now);
+        Some(handle)
     }
 
-    /// Aborts the service's task, if it has not terminated (the last resort
-    /// of the drain, for a task that blocks its thread).
-    pub(crate) fn abort(&self) {
-        if let Some(handle) = self.lock().abort.take() {
-            handle.abort();
-        }
+    /// The termination reason, once terminated.
+    pub(crate) fn termination_reason(&self) -> Option<TerminationReason> {
+        self.lock().lifecycle.termination_reason().cloned()
     }
 
     /// Drops the waker the runner registered (the runner is returning, and
     /// will never be woken again). The abort handle went at termination,
     /// which every runner reaches before it returns.
     pub(crate) fn release_task(&self) {
-        drop(self.stop_waker.take());
+        drop(self.waker.take());
     }
 
-    /// Asks the service to stop: its current run is cancelled, a pending
-    /// restart is not made. Idempotent.
-    pub(crate) fn request_stop(&self) {
-        self.stop_requested.store(true, Ordering::Release);
-        self.stop_waker.wake();
+    /// Wakes the runner (a request, readiness, or a dependency's change).
+    pub(crate) fn wake_runner(&self) {
+        self.waker.wake();
     }
 
-    /// Whether a stop was requested.
-    pub(crate) fn stop_requested(&self) -> bool {
-        self.stop_requested.load(Ordering::Acquire)
+    /// Asks the service to stop for `cause`: its current run is asked to
+    /// stop, a pending start or restart is not made. A stop already asked
+    /// for keeps its first cause.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::Terminated`] if the service has terminated.
+    pub(crate) fn request_stop(&self, cause: StopCause, now: Duration) -> Result<(), Refusal> {
+        let mut state = self.lock();
+        if let Some(reason) = state.lifecycle.termination_reason() {
+            return Err(Refusal::Terminated(reason.clone()));
+        }
+        if !matches!(state.request, Request::Stop(_)) {
+            state.request = Request::Stop(Box::new(StopRequest { cause, at: now }));
+            self.pending.store(STOP, Ordering::Release);
+        }
+        drop(state);
+        self.waker.wake();
+        Ok(())
     }
 
-    /// [`stop_requested`](Self::stop_requested), registering the task to be
-    /// woken when it becomes true.
-    pub(crate) fn poll_stop_requested(&self, cx: &mut Context<'_>) -> bool {
-        if self.stop_requested() {
+    /// Asks the service to be forgotten: stopped (by the host) if it is
+    /// alive, then removed when it terminates.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::Removed`] if it was removed already.
+    pub(crate) fn request_removal(&self, now: Duration) -> Result<Removal, Refusal> {
+        let mut state = self.lock();
+        if state.removed {
+            return Err(Refusal::Removed);
+        }
+        state.forget = true;
+        if !state.lifecycle.phase().is_alive() {
+            return Ok(Removal::Terminated);
+        }
+        if !matches!(state.request, Request::Stop(_)) {
+            state.request = Request::Stop(Box::new(StopRequest {
+                cause: StopCause::Host,
+                at: now,
+            }));
+            self.pending.store(STOP, Ordering::Release);
+        }
+        drop(state);
+        self.waker.wake();
+        Ok(Removal::Stopping)
+    }
+
+    /// Asks for a restart: the current run is asked to stop and a new one
+    /// starts at once; a backoff delay is cut short. Returns the start count
+    /// the restart will move past (a start already on its way counts).
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::Terminated`] once terminated, [`Refusal::Stopping`] if a stop
+    /// was asked for.
+    pub(crate) fn request_restart(&self) -> Result<u64, Refusal> {
+        let mut state = self.lock();
+        if let Some(reason) = state.lifecycle.termination_reason() {
+            return Err(Refusal::Terminated(reason.clone()));
+        }
+        if matches!(state.request, Request::Stop(_)) {
+            return Err(Refusal::Stopping);
+        }
+        let start_count = state.lifecycle.start_count();
+        match state.lifecycle.phase() {
+            ServicePhase::Running | ServicePhase::BackingOff => {
+                state.request = Request::Restart;
+                self.pending.store(RESTART, Ordering::Release);
+                drop(state);
+                self.waker.wake();
+            }
+            // About to start, or already stopping for a restart.
+            _ => {}
+        }
+        Ok(start_count)
+    }
+
+    /// Whether anything is requested (read without the lock).
+    pub(crate) fn is_asked(&self) -> bool {
+        self.pending.load(Ordering::Acquire) != NONE
+    }
+
+    /// [`is_asked`](Self::is_asked), registering the task to be woken when
+    /// it becomes true.
+    pub(crate) fn poll_asked(&self, cx: &mut Context<'_>) -> bool {
+        if self.is_asked() {
             return true;
         }
-        self.stop_waker.register(cx.waker());
-        self.stop_requested()
+        self.waker.register(cx.waker());
+        self.is_asked()
+    }
+
+    /// Registers the task to be woken by the next request or dependency
+    /// change.
+    pub(crate) fn register_runner(&self, cx: &mut Context<'_>) {
+        self.waker.register(cx.waker());
+    }
+
+    /// The request, at a decision point of the runner: a restart is consumed
+    /// (the runner acts on it now), a stop stays.
+    pub(crate) fn take_request(&self) -> Asked {
+        if !self.is_asked() {
+            return Asked::Nothing;
+        }
+        let mut state = self.lock();
+        match &state.request {
+            Request::None => Asked::Nothing,
+            Request::Restart => {
+                state.request = Request::None;
+                self.pending.store(NONE, Ordering::Release);
+                Asked::Restart
+            }
+            Request::Stop(stop) => Asked::Stop(stop.cause.clone()),
+        }
+    }
+
+    /// When a stop was asked for, if one was and the service is alive (for
+    /// the drain's last resort).
+    pub(crate) fn stop_asked_at(&self) -> Option<(Duration, StopCause)> {
+        let state = self.lock();
+        match &state.request {
+            Request::Stop(stop) if state.lifecycle.phase().is_alive() => {
+                Some((stop.at, stop.cause.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// When a stop was asked for, if one was (alive or not).
+    pub(crate) fn stop_asked_at_any(&self) -> Option<Duration> {
+        match &self.lock().request {
+            Request::Stop(stop) => Some(stop.at),
+            _ => None,
+        }
+    }
+
+    /// Whether the service is to be forgotten now that it terminated.
+    pub(crate) fn is_to_forget(&self) -> bool {
+        let state = self.lock();
+        state.forget && !state.removed
+    }
+
+    /// A new dependant of this service.
+    pub(crate) fn add_dependant(&self, dependant: Weak<ServiceSlot>) {
+        self.lock()
+            .dependants
+            .get_or_insert_with(Box::default)
+            .list
+            .push(dependant);
+    }
+
+    /// A dependant terminated: it is dropped from the list. Returns whether
+    /// no live dependant is left.
+    pub(crate) fn dependant_terminated(&self, dependant: &ServiceSlot) -> bool {
+        let mut state = self.lock();
+        let Some(dependants) = &mut state.dependants else {
+            return true;
+        };
+        dependants
+            .list
+            .retain(|weak| !std::ptr::eq(weak.as_ptr(), dependant));
+        !dependants.has_live()
+    }
+
+    /// Whether a live service depends on this one.
+    pub(crate) fn has_live_dependants(&self) -> bool {
+        self.lock()
+            .dependants
+            .as_ref()
+            .is_some_and(|dependants| dependants.has_live())
+    }
+
+    /// The live services that depend on this one.
+    pub(crate) fn live_dependants(&self) -> Vec<Arc<ServiceSlot>> {
+        let state = self.lock();
+        let Some(dependants) = &state.dependants else {
+            return Vec::new();
+        };
+        dependants
+            .list
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|dependant| dependant.is_alive())
+            .collect()
+    }
+
+    /// This service as a dependency of another.
+    pub(crate) fn dependency_state(&self) -> DependencyState {
+        let state = self.lock();
+        match state.lifecycle.phase() {
+            ServicePhase::Terminated => DependencyState::Terminated {
+                failed: state.failed,
+            },
+            _ if state.lifecycle.is_ready() => DependencyState::Ready,
+            _ => DependencyState::NotReady,
+        }
+    }
+
+    /// The notifier of this service's changes, made on first use, and what
+    /// `check` reads of the state now. Enable a `notified()` future before
+    /// calling this again to check, so that no change is missed.
+    pub(crate) fn watch<R>(
+        &self,
+        check: impl FnOnce(&ServiceLifecycle, &[u64; 6], bool) -> R,
+    ) -> (Arc<Notify>, R) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let watch = state.watch.get_or_insert_with(|| {
+            Box::new(Watch {
+                notify: Arc::new(Notify::new()),
+                entered: [0; 6],
+            })
+        });
+        let result = check(&state.lifecycle, &watch.entered, state.removed);
+        (Arc::clone(&watch.notify), result)
     }
 
     /// Delivers the queued events to the sinks, outside the lock.
@@ -330,5 +837,14 @@ impl ServiceSlot {
             outbox.handles = Some(handles);
             return;
         }
+    }
+}
+
+impl Dependants {
+    fn has_live(&self) -> bool {
+        self.list
+            .iter()
+            .filter_map(Weak::upgrade)
+            .any(|dependant| dependant.is_alive())
     }
 }

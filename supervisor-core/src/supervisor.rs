@@ -1,45 +1,27 @@
-//! The [`Supervisor`]: registry, spawning, shutdown and drain.
+//! The [`Supervisor`]: the public API over the registry, spawning, control
+//! of single services, events, readiness and shutdown.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::collections::hash_map::RandomState;
 use std::fmt;
+use std::future::Future;
 use std::hash::BuildHasher as _;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use backoff::{BackoffConfig, SplitMix64};
-use lifecycle::{ServiceLifecycleSnapshot, ServicePhase, TerminationReason};
+use lifecycle::{ServiceLifecycleSnapshot, ServicePhase};
 use supervisor_metrics::SupervisorMetrics;
-use tokio::sync::watch;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::Instrument as _;
 
-use crate::context::RunContexts;
+use crate::drain::{DrainReport, ShutdownCause};
+use crate::events::{EventBus, LifecycleEvents};
 use crate::panics::take_message;
-use crate::runner::{LazyBackoff, Runner};
+use crate::shared::Shared;
 use crate::slot::ServiceSlot;
-use crate::telemetry::Telemetry;
-use crate::{Service, SpawnError, SpawnOptions, SupervisorConfig};
-
-/// The longest a service's task gets past its stop timeout before the drain
-/// aborts it from outside (a task that blocks its thread never reaches its own
-/// timeout), and then to unwind before the drain reports anyway; see
-/// [`abort_grace`].
-const MAX_ABORT_GRACE: Duration = Duration::from_secs(1);
-
-/// The shortest such grace: time for a task that is merely busy to be polled.
-const MIN_ABORT_GRACE: Duration = Duration::from_millis(100);
-
-/// The grace of a stop timeout: the timeout itself, within
-/// [`MIN_ABORT_GRACE`]..=[`MAX_ABORT_GRACE`].
-fn abort_grace(timeout: Duration) -> Duration {
-    timeout.clamp(MIN_ABORT_GRACE, MAX_ABORT_GRACE)
-}
+use crate::telemetry::Standing;
+use crate::{
+    ControlError, ReadyError, Service, ShutdownError, SpawnError, SpawnOptions, SupervisorConfig,
+};
 
 /// Runs a fleet of [`Service`]s: restarts them by policy with backoff, trips
 /// their circuit breakers, tracks their lifecycles, and shuts them all down.
@@ -80,23 +62,6 @@ pub struct Supervisor {
     shared: Arc<Shared>,
 }
 
-struct Shared {
-    config: SupervisorConfig,
-    tracker: TaskTracker,
-    /// The public shutdown token: cancelling it starts the shutdown.
-    cancel: CancellationToken,
-    /// The default backoff, shared by every service that uses it.
-    default_backoff: Arc<BackoffConfig>,
-    telemetry: Arc<Telemetry>,
-    /// Written only on spawn (and, later, removal); never by transitions.
-    registry: Mutex<HashMap<Arc<str>, Arc<ServiceSlot>>>,
-    /// The report of the shutdown, published once by the shutdown task, which
-    /// the first spawn starts (under the registry lock).
-    drain: OnceLock<watch::Receiver<Option<DrainReport>>>,
-    jitter_seed: u64,
-    spawn_counter: AtomicU64,
-}
-
 impl Supervisor {
     /// A supervisor with this configuration. No task is started until a
     /// service is spawned.
@@ -119,22 +84,8 @@ impl Supervisor {
         let jitter_seed = config
             .jitter_seed
             .unwrap_or_else(|| RandomState::new().hash_one(0x5eed_u64));
-        let telemetry = Arc::new(Telemetry::new(
-            config.sinks.clone(),
-            config.clean_restart_delay,
-        ));
         Self {
-            shared: Arc::new(Shared {
-                default_backoff: Arc::new(config.default_backoff),
-                config,
-                tracker: TaskTracker::new(),
-                cancel: CancellationToken::new(),
-                telemetry,
-                registry: Mutex::new(HashMap::new()),
-                drain: OnceLock::new(),
-                jitter_seed,
-                spawn_counter: AtomicU64::new(0),
-            }),
+            shared: Arc::new(Shared::new(config, jitter_seed)),
         }
     }
 
@@ -247,94 +198,20 @@ impl Supervisor {
     /// - [`SpawnError::NoRuntime`] outside a tokio runtime, and
     ///   [`SpawnError::NoTimeDriver`] on a runtime without its time driver
     ///   (backoff delays and stop timeouts need it).
-    #[expect(
-        clippy::needless_pass_by_value,
-        reason = "options are owned: later ones (dependencies, readiness) will not be Copy"
-    )]
     pub fn spawn_service_with_options<S: Service>(
         &self,
         service: S,
         options: SpawnOptions,
     ) -> Result<ServiceHandle, SpawnError> {
-        let shared = &*self.shared;
-        // `name` and `restart_policy` are user code.
-        let described = panic::catch_unwind(AssertUnwindSafe(|| {
-            (Arc::<str>::from(service.name()), service.restart_policy())
-        }));
-        let (name, policy) = described.map_err(|payload| SpawnError::Panicked {
-            message: take_message(payload),
-        })?;
-        check_runtime(&name)?;
-        let backoff_config = match options.backoff {
-            Some(config) => Arc::new(config),
-            None => Arc::clone(&shared.default_backoff),
-        };
-        let backoff = LazyBackoff::new(backoff_config, self.next_seed()).map_err(|source| {
-            SpawnError::InvalidBackoff {
-                name: name.to_string(),
-                source,
-            }
-        })?;
+        let slot = self.shared.spawn(service, options)?;
+        Ok(self.handle(slot))
+    }
 
-        let telemetry = &shared.telemetry;
-        let slot = Arc::new(ServiceSlot::new(
-            Arc::clone(&name),
-            policy,
-            shared.config.shutdown_timeout,
-            telemetry.now(),
-            telemetry,
-        ));
-        let mut runner = Runner {
-            service,
-            slot: Arc::clone(&slot),
-            backoff,
-            contexts: RunContexts::new(Arc::clone(&name)),
-            telemetry: Arc::clone(telemetry),
-        };
-        let span = tracing::info_span!("service", service = %name, policy = %policy);
-        // An `async fn` taking `self` by value would keep the runner twice in
-        // the task (the argument and its binding); borrowing it keeps it once.
-        let task = async move { runner.run().await }.instrument(span);
-
-        // One step as the drain sees it: the shutdown check, the registration
-        // and the task's tracking happen under the registry lock, and the
-        // drain takes that lock once after shutdown begins, so a spawn is
-        // either refused or waited for.
-        let (task, replaced) = {
-            let mut registry = shared.lock_registry();
-            if shared.cancel.is_cancelled() {
-                return Err(SpawnError::ShuttingDown {
-                    name: name.to_string(),
-                });
-            }
-            let replaced = match registry.entry(Arc::clone(&name)) {
-                Entry::Occupied(existing) if existing.get().is_alive() => {
-                    return Err(SpawnError::DuplicateName {
-                        name: name.to_string(),
-                    });
-                }
-                Entry::Occupied(mut terminated) => Some(terminated.insert(Arc::clone(&slot))),
-                Entry::Vacant(vacant) => {
-                    vacant.insert(Arc::clone(&slot));
-                    None
-                }
-            };
-            slot.spawned(telemetry);
-            self.start_shutdown_task();
-            (shared.tracker.track_future(task), replaced)
-        };
-        // Outside every lock: sinks may call back into the supervisor.
-        if let Some(replaced) = replaced {
-            replaced.removed();
-            replaced.flush(telemetry);
-        }
-        slot.flush(telemetry);
-        let join = tokio::spawn(task);
-        slot.set_abort_handle(join.abort_handle());
-        Ok(ServiceHandle {
+    fn handle(&self, slot: Arc<ServiceSlot>) -> ServiceHandle {
+        ServiceHandle {
             slot,
-            telemetry: Arc::clone(telemetry),
-        })
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Asks every service to stop: cancels the supervisor's token; the
@@ -366,10 +243,7 @@ impl Supervisor {
     /// # }
     /// ```
     pub fn trigger_shutdown(&self) {
-        if !self.shared.cancel.is_cancelled() {
-            tracing::info!("supervisor: shutdown triggered");
-        }
-        self.shared.cancel.cancel();
+        self.shared.shutdown(ShutdownCause::Requested);
     }
 
     /// Whether shutdown has been triggered.
@@ -532,9 +406,12 @@ impl Supervisor {
     ///
     /// Before shutdown is triggered this waits for services to end on their
     /// own (and returns a clean report if they all do). Once shutdown is
-    /// triggered, the supervisor asks every service to stop; a service still
-    /// running its stop timeout (the shutdown timeout) after that is dropped,
-    /// marked `Terminated` with [`TerminationReason::ShutdownTimeout`],
+    /// triggered, the supervisor asks every service to stop, dependants
+    /// before what they depend on ([`SpawnOptions::after`]), independent
+    /// services concurrently; a service still running at its stop timeout
+    /// ([`SpawnOptions::stop_timeout`], the shutdown timeout by default) is
+    /// dropped, marked `Terminated` with
+    /// [`TerminationReason::ShutdownTimeout`](crate::TerminationReason::ShutdownTimeout),
     /// counted as a [`Timeout`](supervisor_metrics::FailureKind::Timeout)
     /// failure, and listed in the report. A task that blocks its thread (in
     /// the service, or in a sink) cannot reach its own timeout: after a grace
@@ -565,6 +442,7 @@ impl Supervisor {
     /// supervisor.trigger_shutdown();
     /// let report = supervisor.wait_for_drain().await; // Returns after the 5 s timeout.
     /// assert_eq!(report.aborted, ["stuck"]);
+    /// assert_eq!(report.took, Duration::from_secs(5));
     /// assert_eq!(supervisor.wait_for_drain().await, report); // The same report, every time.
     /// let stuck = supervisor.service_lifecycle("stuck").unwrap();
     /// assert_eq!(
@@ -594,25 +472,29 @@ impl Supervisor {
         drop(shared.lock_registry());
         let Some(report) = shared.drain.get() else {
             // Nothing was ever spawned: nothing to drain.
-            return DrainReport::default();
+            return DrainReport {
+                cause: shared.cause.get().cloned(),
+                ..DrainReport::default()
+            };
         };
         let mut report = report.clone();
         match report.wait_for(Option::is_some).await {
             Ok(report) => report.clone().unwrap_or_default(),
             // The shutdown task is gone without a report: its runtime shut
-            // down. Nothing can run any more; report what the slots say.
-            Err(_closed) => shared.report(false),
+            // down. Nothing can run any more; report what was logged.
+            Err(_closed) => shared.report(tokio::time::Instant::now(), false),
         }
     }
 
-    /// Waits for SIGTERM or Ctrl-C (unless the signal handler is disabled) or
-    /// a programmatic shutdown, triggers shutdown, then drains.
+    /// Waits for SIGTERM or Ctrl-C (unless the signal handler is disabled), a
+    /// programmatic shutdown, or a [critical](SpawnOptions::critical)
+    /// service's end; triggers shutdown, then drains.
     ///
     /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
-    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    /// use supervisor_core::{service_fn, ServiceContext, ShutdownCause, Supervisor, SupervisorConfig};
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -627,7 +509,9 @@ impl Supervisor {
     ///     tokio::time::sleep(Duration::from_secs(60)).await;
     ///     host.trigger_shutdown(); // No signal handler: the host decides when to stop.
     /// });
-    /// assert!(supervisor.run_until_shutdown().await?.is_clean());
+    /// let report = supervisor.run_until_shutdown().await?;
+    /// assert!(report.is_clean());
+    /// assert_eq!(report.cause, Some(ShutdownCause::Requested));
     /// assert_eq!(supervisor.metrics().snapshot().terminated_total, 1);
     /// # Ok(())
     /// # }
@@ -635,12 +519,16 @@ impl Supervisor {
     ///
     /// # Errors
     ///
-    /// Returns an error, and triggers nothing, if the signal handlers cannot
-    /// be installed: among other causes, on a runtime built without its IO
-    /// driver (`enable_io`), which signals need.
-    pub async fn run_until_shutdown(&self) -> std::io::Result<DrainReport> {
+    /// - [`ShutdownError::Signals`], and nothing is triggered, if the signal
+    ///   handlers cannot be installed: among other causes, on a runtime built
+    ///   without its IO driver (`enable_io`), which signals need.
+    /// - [`ShutdownError::CriticalFailed`], after the whole drain, if a
+    ///   critical service failed for good: exit non-zero.
+    pub async fn run_until_shutdown(&self) -> Result<DrainReport, ShutdownError> {
         if self.shared.config.install_signal_handler {
-            self.wait_for_signal().await?;
+            self.wait_for_signal()
+                .await
+                .map_err(ShutdownError::Signals)?;
         }
         self.shared.cancel.cancelled().await;
         let report = self.wait_for_drain().await;
@@ -651,65 +539,381 @@ impl Supervisor {
             terminated = snapshot.terminated_total,
             circuit_trips = snapshot.circuit_breaker_trips,
             aborted = report.aborted.len(),
+            took_ms = report.took.as_millis(),
             "supervisor shutdown complete"
         );
-        Ok(report)
+        match &report.cause {
+            Some(ShutdownCause::CriticalFailed { service, reason }) => {
+                Err(ShutdownError::CriticalFailed {
+                    service: service.clone(),
+                    reason: reason.clone(),
+                    report,
+                })
+            }
+            _ => Ok(report),
+        }
     }
 
     async fn wait_for_signal(&self) -> std::io::Result<()> {
         #[cfg(unix)]
-        {
+        let signal = {
             use tokio::signal::unix::{SignalKind, signal};
             let mut sigterm = listen(|| signal(SignalKind::terminate()))?;
             let mut sigint = listen(|| signal(SignalKind::interrupt()))?;
             tokio::select! {
-                _ = sigterm.recv() => tracing::info!("received SIGTERM"),
-                _ = sigint.recv() => tracing::info!("received SIGINT"),
+                _ = sigterm.recv() => "SIGTERM",
+                _ = sigint.recv() => "SIGINT",
                 () = self.shared.cancel.cancelled() => return Ok(()),
             }
-        }
+        };
         #[cfg(not(unix))]
-        {
+        let signal = {
             let ctrl_c = listen(|| Ok(tokio::signal::ctrl_c()))?;
             tokio::select! {
                 result = ctrl_c => {
                     result?;
-                    tracing::info!("received Ctrl-C");
+                    "Ctrl-C"
                 }
                 () = self.shared.cancel.cancelled() => return Ok(()),
             }
-        }
-        self.trigger_shutdown();
+        };
+        tracing::info!(signal, "received a shutdown signal");
+        self.shared.shutdown(ShutdownCause::Signal { signal });
         Ok(())
     }
 
-    fn next_seed(&self) -> u64 {
-        let n = self.shared.spawn_counter.fetch_add(1, Ordering::Relaxed);
-        // Each service gets its own seed: its spawn number, mixed, keyed by
-        // the supervisor's seed and mixed again (SplitMix64's output function).
-        let spread = SplitMix64::new(n).next_u64();
-        SplitMix64::new(self.shared.jitter_seed ^ spread).next_u64()
+    /// A subscription to every service's [`LifecycleEvent`](crate::LifecycleEvent)s
+    /// from now on: one per transition (including those the supervisor makes
+    /// itself: a stop, a drain timeout, a removal), one when a run says it is
+    /// ready, one per spawn and removal. Events of one service arrive in the
+    /// order they happened. A slow subscriber is told how many events it
+    /// missed ([`RecvError::Lagged`](crate::RecvError::Lagged)); it never
+    /// slows a service down. A supervisor without subscribers builds no
+    /// event at all.
+    ///
+    /// # Joining late without a gap or a duplicate
+    ///
+    /// Subscribe first, then read [`lifecycle_snapshots`](Self::lifecycle_snapshots).
+    /// Every snapshot carries the `seq` of the latest change it includes, and
+    /// every change after it has a greater `seq`: for each event, skip it if
+    /// a snapshot of its service has `seq >= event.seq`, apply it otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, ServicePhase, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let idle = |name: &'static str| service_fn(name, |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// });
+    /// supervisor.spawn_service(idle("feed"))?;
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    ///
+    /// // A late joiner: subscribe, then snapshot.
+    /// let mut events = supervisor.subscribe();
+    /// let mut table: HashMap<String, (ServicePhase, u64)> = supervisor
+    ///     .lifecycle_snapshots()
+    ///     .into_iter()
+    ///     .map(|s| (s.service_name, (s.phase, s.seq)))
+    ///     .collect();
+    ///
+    /// supervisor.stop_service("feed").await?;
+    /// let event = events.recv().await?;
+    /// let (phase, seq) = table.get_mut(&*event.service).unwrap();
+    /// assert!(event.seq > *seq); // Not in the snapshot: apply it.
+    /// (*phase, *seq) = (event.to, event.seq);
+    /// assert_eq!(table["feed"].0, ServicePhase::Stopping);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn subscribe(&self) -> LifecycleEvents {
+        EventBus::subscribe(&self.shared.telemetry.events)
     }
 
-    /// Starts the task that drains the services once shutdown begins, unless
-    /// it runs already. Called under the registry lock, from a runtime.
-    fn start_shutdown_task(&self) {
+    /// A handle to the service registered under `name`, if there is one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// assert_eq!(supervisor.service("feed").map(|handle| handle.name().to_owned()).as_deref(), Some("feed"));
+    /// assert!(supervisor.service("ghost").is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn service(&self, name: &str) -> Option<ServiceHandle> {
+        self.shared.slot(name).map(|slot| self.handle(slot))
+    }
+
+    /// Stops the service registered under `name`: see [`ServiceHandle::stop`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig, TerminationReason};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// let snapshot = supervisor.stop_service("feed").await?;
+    /// assert_eq!(snapshot.termination_reason, Some(TerminationReason::Stopped));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::NotFound`] if no service has this name, and those of
+    /// [`ServiceHandle::stop`].
+    pub fn stop_service(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<ServiceLifecycleSnapshot, ControlError>> + Send + use<> {
+        let stop = self.by_name(name).map(|handle| handle.stop());
+        async move { stop?.await }
+    }
+
+    /// Restarts the service registered under `name`: see
+    /// [`ServiceHandle::restart`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// tokio::task::yield_now().await;
+    /// supervisor.restart_service("feed").await?;
+    /// let snapshot = supervisor.service_lifecycle("feed").unwrap();
+    /// assert_eq!((snapshot.start_count, snapshot.failures.total()), (2, 0));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::NotFound`] if no service has this name, and those of
+    /// [`ServiceHandle::restart`].
+    pub fn restart_service(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<(), ControlError>> + Send + use<> {
+        let restart = self.by_name(name).map(|handle| handle.restart());
+        async move { restart?.await }
+    }
+
+    /// Removes the service registered under `name`: see
+    /// [`ServiceHandle::remove`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let feed = || service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// });
+    /// supervisor.spawn_service(feed())?;
+    /// supervisor.remove_service("feed").await?;
+    /// assert_eq!(supervisor.service_count(), 0);
+    /// supervisor.spawn_service(feed())?; // The name is free again.
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::NotFound`] if no service has this name, and those of
+    /// [`ServiceHandle::remove`].
+    pub fn remove_service(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<ServiceLifecycleSnapshot, ControlError>> + Send + use<> {
+        let remove = self.by_name(name).map(|handle| handle.remove());
+        async move { remove?.await }
+    }
+
+    fn by_name(&self, name: &str) -> Result<ServiceHandle, ControlError> {
+        self.service(name).ok_or_else(|| ControlError::NotFound {
+            name: name.to_owned(),
+        })
+    }
+
+    /// Whether everything is up, in O(1): no shutdown has begun, every
+    /// registered service that is alive is running and ready, and none
+    /// terminated by a failure for good (`Unrecoverable`, `Panicked`, an open
+    /// circuit). Services that completed or were stopped do not count.
+    /// Turns false the moment shutdown begins, so a pod leaves its load
+    /// balancer before it drains.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// assert!(!supervisor.is_ready()); // Registered, not started yet.
+    /// supervisor.wait_ready().await?;
+    /// assert!(supervisor.is_ready());
+    /// supervisor.trigger_shutdown();
+    /// assert!(!supervisor.is_ready());
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        let telemetry = &self.shared.telemetry;
+        !self.shared.cancel.is_cancelled()
+            && telemetry.waiting.load(Ordering::Acquire) == 0
+            && telemetry.failed.load(Ordering::Acquire) == 0
+    }
+
+    /// The readiness summary, for a `/readyz` endpoint: [`is_ready`](Self::is_ready),
+    /// and which services hold it back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, SpawnOptions, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let warming = service_fn("cache", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await; // Never says it is ready.
+    ///     anyhow::Ok(())
+    /// });
+    /// supervisor.spawn_service_with_options(warming, SpawnOptions::default().signals_readiness())?;
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    ///
+    /// let readiness = supervisor.readiness();
+    /// assert!(!readiness.ready);
+    /// assert_eq!(readiness.waiting, ["cache"]);
+    /// assert!(readiness.failed.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn readiness(&self) -> Readiness {
+        let shutting_down = self.shared.cancel.is_cancelled();
+        let mut waiting = Vec::new();
+        let mut failed = Vec::new();
+        for slot in self.shared.lock_registry().values() {
+            match slot.standing() {
+                Standing::Clear => {}
+                Standing::Waiting => waiting.push(slot.name.to_string()),
+                Standing::Failed => failed.push(slot.name.to_string()),
+            }
+        }
+        waiting.sort_unstable();
+        failed.sort_unstable();
+        Readiness {
+            ready: !shutting_down && waiting.is_empty() && failed.is_empty(),
+            shutting_down,
+            waiting,
+            failed,
+        }
+    }
+
+    /// Waits until [`is_ready`](Self::is_ready): every registered service
+    /// running and ready.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, SpawnOptions, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let db = service_fn("db", |ctx: ServiceContext| async move {
+    ///     tokio::time::sleep(Duration::from_secs(5)).await; // Replaying its log.
+    ///     ctx.ready();
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// });
+    /// supervisor.spawn_service_with_options(db, SpawnOptions::default().signals_readiness())?;
+    /// let started = tokio::time::Instant::now();
+    /// supervisor.wait_ready().await?;
+    /// assert_eq!(started.elapsed(), Duration::from_secs(5));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ReadyError::ShuttingDown`] if shutdown begins first (or had),
+    /// [`ReadyError::Failed`] if a service has failed for good: it will never
+    /// be ready.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn wait_ready(&self) -> Result<(), ReadyError> {
         let shared = &*self.shared;
-        shared.drain.get_or_init(|| {
-            let (publish, report) = watch::channel(None);
-            let weak = Arc::downgrade(&self.shared);
-            let cancel = shared.cancel.clone();
-            tokio::spawn(async move {
-                cancel.cancelled().await;
-                // The supervisor is gone without a shutdown: nothing to drain.
-                let Some(shared) = Weak::upgrade(&weak) else {
-                    return;
-                };
-                let report = shared.drain().await;
-                publish.send_replace(Some(report));
-            });
-            report
-        });
+        let telemetry = &shared.telemetry;
+        loop {
+            let changed = telemetry.readiness.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            if shared.cancel.is_cancelled() {
+                return Err(ReadyError::ShuttingDown);
+            }
+            if telemetry.failed.load(Ordering::Acquire) != 0 {
+                let failed = shared
+                    .slots()
+                    .into_iter()
+                    .find_map(|slot| Some((slot.name.to_string(), slot.failure_for_good()?)));
+                if let Some((service, reason)) = failed {
+                    return Err(ReadyError::Failed { service, reason });
+                }
+            }
+            if telemetry.waiting.load(Ordering::Acquire) == 0 {
+                return Ok(());
+            }
+            tokio::select! {
+                () = changed => {}
+                () = shared.cancel.cancelled() => {}
+            }
+        }
     }
 }
 
@@ -725,23 +929,6 @@ fn listen<T>(setup: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
     })
 }
 
-/// Checks that the current runtime can run services: a runtime, with its time
-/// driver (tokio panics at the first timer otherwise).
-fn check_runtime(name: &str) -> Result<(), SpawnError> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err(SpawnError::NoRuntime {
-            name: name.to_owned(),
-        });
-    }
-    let timer = panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO)));
-    timer.map_err(|payload| {
-        crate::panics::drop_payload(payload);
-        SpawnError::NoTimeDriver {
-            name: name.to_owned(),
-        }
-    })
-}
-
 impl fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Supervisor")
@@ -752,80 +939,29 @@ impl fmt::Debug for Supervisor {
     }
 }
 
-impl Shared {
-    fn lock_registry(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<ServiceSlot>>> {
-        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The registered slots, copied out so no lock is held while reading them.
-    fn slots(&self) -> Vec<Arc<ServiceSlot>> {
-        self.lock_registry().values().cloned().collect()
-    }
-
-    /// The shutdown, run once by the shutdown task: asks every service to
-    /// stop, waits for them (each enforces its own stop timeout), and aborts
-    /// from outside only a task that never reached its timeout.
-    async fn drain(&self) -> DrainReport {
-        let started = Instant::now();
-        let timeout = self.config.shutdown_timeout;
-        tracing::info!(timeout_ms = timeout.as_millis(), "draining services");
-        // Taking the registry lock after the cancellation is the barrier
-        // `spawn_service_with_options` relies on: every accepted spawn is in
-        // the registry and tracked. The stop requests are sent in place (each
-        // is an atomic store and a wake-up), without copying the registry.
-        for slot in self.lock_registry().values() {
-            slot.request_stop();
-        }
-        self.tracker.close();
-        let grace = abort_grace(timeout);
-        let last_resort = started + timeout + grace;
-        if tokio::time::timeout_at(last_resort, self.tracker.wait())
-            .await
-            .is_ok()
-        {
-            tracing::info!("all services drained");
-            return self.report(true);
-        }
-        let now = self.telemetry.now();
-        for slot in self.slots() {
-            if slot.terminate(
-                &self.telemetry,
-                now,
-                TerminationReason::ShutdownTimeout { timeout },
-            ) {
-                slot.abort();
-                slot.flush(&self.telemetry);
-                tracing::error!(service = %slot.name, "service blocked past its stop timeout: task aborted");
-            }
-        }
-        let unwound = tokio::time::timeout(grace, self.tracker.wait())
-            .await
-            .is_ok();
-        if !unwound {
-            tracing::error!("some aborted services did not unwind (blocking the executor?)");
-        }
-        self.report(unwound)
-    }
-
-    /// The report as the slots tell it: the services aborted at the shutdown
-    /// timeout, sorted by name. The registry is read only if any was (the
-    /// counters count them as they happen).
-    fn report(&self, unwound: bool) -> DrainReport {
-        if self.telemetry.counters.snapshot().failures.timeout == 0 {
-            return DrainReport {
-                aborted: Vec::new(),
-                unwound,
-            };
-        }
-        let mut aborted: Vec<String> = self
-            .lock_registry()
-            .values()
-            .filter(|slot| slot.aborted_at_shutdown())
-            .map(|slot| slot.name.to_string())
-            .collect();
-        aborted.sort_unstable();
-        DrainReport { aborted, unwound }
-    }
+/// The readiness summary of a supervisor, from [`Supervisor::readiness`].
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_core::{Supervisor, SupervisorConfig};
+///
+/// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+/// let readiness = supervisor.readiness();
+/// assert!(readiness.ready); // Nothing to wait for.
+/// assert!(!readiness.shutting_down);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Readiness {
+    /// No shutdown, nothing waiting, nothing failed.
+    pub ready: bool,
+    /// Shutdown has begun (then `ready` is false).
+    pub shutting_down: bool,
+    /// Alive services that are not running and ready, sorted.
+    pub waiting: Vec<String>,
+    /// Services that terminated by a failure for good, sorted.
+    pub failed: Vec<String>,
 }
 
 /// A handle to one spawned service.
@@ -853,7 +989,7 @@ impl Shared {
 #[derive(Clone)]
 pub struct ServiceHandle {
     slot: Arc<ServiceSlot>,
-    telemetry: Arc<Telemetry>,
+    shared: Arc<Shared>,
 }
 
 impl ServiceHandle {
@@ -933,7 +1069,298 @@ impl ServiceHandle {
     /// ```
     #[must_use]
     pub fn snapshot(&self) -> ServiceLifecycleSnapshot {
-        self.slot.snapshot(self.telemetry.now())
+        self.slot.snapshot(self.shared.telemetry.now())
+    }
+
+    /// Stops this service: its run is asked to stop (its context is
+    /// cancelled) and dropped if it has not returned after its stop timeout;
+    /// it then terminates
+    /// [`Stopped`](crate::TerminationReason::Stopped) (or
+    /// [`StopTimeout`](crate::TerminationReason::StopTimeout)) and is never
+    /// restarted. A service backing off, or waiting for its dependencies,
+    /// terminates at once. Its dependants are stopped after it.
+    ///
+    /// The stop is asked for when this is called, not when the future is
+    /// first polled; awaiting it waits for the termination and returns the
+    /// final snapshot. Dropping the future does not undo the stop, so
+    /// `drop(handle.stop())` stops without waiting (from a sink, too).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, ServicePhase, Supervisor, SupervisorConfig, TerminationReason};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let feed = supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    ///
+    /// let snapshot = feed.stop().await?;
+    /// assert_eq!(snapshot.phase, ServicePhase::Terminated);
+    /// assert_eq!(snapshot.termination_reason, Some(TerminationReason::Stopped));
+    /// assert!(supervisor.service_lifecycle("feed").is_some()); // Still registered.
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::Terminated`] if it had terminated already,
+    /// [`ControlError::Removed`] if it was removed. Stopping a service that
+    /// is being stopped already is not an error: the first stop's cause
+    /// stays.
+    pub fn stop(
+        &self,
+    ) -> impl Future<Output = Result<ServiceLifecycleSnapshot, ControlError>> + Send + use<> {
+        let asked = self.shared.stop(&self.slot);
+        let handle = self.clone();
+        async move {
+            asked?;
+            Ok(handle.wait_terminated().await)
+        }
+    }
+
+    /// Restarts this service: its run is asked to stop (as
+    /// [`stop`](Self::stop) does, with its stop timeout), then a new run
+    /// starts at once. It counts as a restart, not as a failure, and leaves
+    /// the backoff as it was. A service backing off starts at once; one that
+    /// is about to start just starts. The new run never overlaps the old one.
+    ///
+    /// The restart is asked for when this is called; awaiting it waits until
+    /// the new run has started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let feed = supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// tokio::time::sleep(Duration::from_secs(1)).await;
+    ///
+    /// feed.restart().await?;
+    /// let snapshot = feed.snapshot();
+    /// assert_eq!(snapshot.restart_count(), 1);
+    /// assert_eq!(snapshot.failures.total(), 0);
+    /// assert_eq!(supervisor.metrics().snapshot().restarts_total, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::Stopping`] if a stop was asked for,
+    /// [`ControlError::ShuttingDown`] during shutdown,
+    /// [`ControlError::Terminated`] if it terminated (before, or instead of
+    /// restarting), [`ControlError::Removed`] if it was removed.
+    pub fn restart(&self) -> impl Future<Output = Result<(), ControlError>> + Send + use<> {
+        let asked = self.shared.restart(&self.slot);
+        let handle = self.clone();
+        async move {
+            let before = asked?;
+            let slot = &handle.slot;
+            handle
+                .wait(|lifecycle, _, _| {
+                    if lifecycle.start_count() > before {
+                        Some(Ok(()))
+                    } else {
+                        lifecycle.termination_reason().map(|reason| {
+                            Err(ControlError::Terminated {
+                                name: slot.name.to_string(),
+                                reason: reason.clone(),
+                            })
+                        })
+                    }
+                })
+                .await
+        }
+    }
+
+    /// Removes this service: stops it (as [`stop`](Self::stop) does) if it is
+    /// alive, then forgets it: its registry entry, its lifecycle, its metric
+    /// series (`service_removed` to every sink) and its task's memory go, and
+    /// its name can be spawned again. A terminated service is forgotten at
+    /// once.
+    ///
+    /// The removal is asked for when this is called; awaiting it waits until
+    /// the service is forgotten and returns its final snapshot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig, TerminationReason};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let feed = supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// let last = feed.remove().await?;
+    /// assert_eq!(last.termination_reason, Some(TerminationReason::Stopped));
+    /// assert!(supervisor.service("feed").is_none());
+    /// assert!(feed.remove().await.is_err()); // Removed already.
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::Removed`] if it was removed already.
+    pub fn remove(
+        &self,
+    ) -> impl Future<Output = Result<ServiceLifecycleSnapshot, ControlError>> + Send + use<> {
+        let asked = self.shared.remove(&self.slot);
+        let handle = self.clone();
+        async move {
+            asked?;
+            handle.wait(|_, _, removed| removed.then_some(())).await;
+            Ok(handle.snapshot())
+        }
+    }
+
+    /// Waits until this service has terminated, and returns its final
+    /// snapshot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, RestartPolicy, ServiceContext, Supervisor, SupervisorConfig, TerminationReason};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let job = supervisor.spawn_service(
+    ///     service_fn("job", |_ctx: ServiceContext| async { anyhow::Ok(()) })
+    ///         .with_restart_policy(RestartPolicy::OnFailure),
+    /// )?;
+    /// let snapshot = job.wait_terminated().await;
+    /// assert_eq!(snapshot.termination_reason, Some(TerminationReason::Completed));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn wait_terminated(&self) -> ServiceLifecycleSnapshot {
+        self.wait(|lifecycle, _, _| (!lifecycle.phase().is_alive()).then_some(()))
+            .await;
+        self.snapshot()
+    }
+
+    /// Waits until this service enters `phase` (or returns at once if it is
+    /// in it), and returns a snapshot taken then. Every entry counts, however
+    /// short: the service may have left the phase again by the time the
+    /// snapshot is taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, ServicePhase, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let flaky = supervisor.spawn_service(service_fn("flaky", |_ctx: ServiceContext| async {
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     anyhow::bail!("lost connection")
+    /// }))?;
+    /// let snapshot = flaky.wait_for_phase(ServicePhase::BackingOff).await?;
+    /// assert_eq!(snapshot.failures.error, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::Terminated`] if the service terminates (or had)
+    /// without entering `phase`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn wait_for_phase(
+        &self,
+        phase: ServicePhase,
+    ) -> Result<ServiceLifecycleSnapshot, ControlError> {
+        let mut baseline = None;
+        let name = &self.slot.name;
+        self.wait(|lifecycle, entered, _| {
+            let entries = entered[phase.index()];
+            let before = *baseline.get_or_insert(entries);
+            if lifecycle.phase() == phase || entries > before {
+                return Some(Ok(()));
+            }
+            lifecycle.termination_reason().map(|reason| {
+                Err(ControlError::Terminated {
+                    name: name.to_string(),
+                    reason: reason.clone(),
+                })
+            })
+        })
+        .await?;
+        Ok(self.snapshot())
+    }
+
+    /// Whether this service was removed (by a removal, as a temporary
+    /// service, or replaced by a new spawn of its name).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let feed = supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// assert!(!feed.is_removed());
+    /// feed.remove().await?;
+    /// assert!(feed.is_removed());
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn is_removed(&self) -> bool {
+        self.slot.is_removed()
+    }
+
+    /// Waits until `check` (reading the lifecycle, the phase entry counts
+    /// and whether the service was removed) returns `Some`.
+    async fn wait<R>(
+        &self,
+        mut check: impl FnMut(&lifecycle::ServiceLifecycle, &[u64; 6], bool) -> Option<R>,
+    ) -> R {
+        let (notify, first) = self.slot.watch(&mut check);
+        if let Some(result) = first {
+            return result;
+        }
+        loop {
+            let changed = notify.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            if let (_, Some(result)) = self.slot.watch(&mut check) {
+                return result;
+            }
+            changed.await;
+        }
     }
 }
 
@@ -941,57 +1368,7 @@ impl fmt::Debug for ServiceHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServiceHandle")
             .field("name", &self.slot.name)
-            .field("policy", &self.slot.policy)
+            .field("policy", &self.slot.spec.policy)
             .finish_non_exhaustive()
-    }
-}
-
-/// What [`Supervisor::wait_for_drain`] observed.
-///
-/// # Examples
-///
-/// ```
-/// use supervisor_core::DrainReport;
-///
-/// let report = DrainReport::default();
-/// assert!(report.is_clean());
-/// assert!(report.aborted.is_empty());
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DrainReport {
-    /// Services aborted because they were still running at the shutdown
-    /// timeout, sorted by name.
-    pub aborted: Vec<String>,
-    /// Whether every task had finished when `wait_for_drain` returned (false
-    /// only if an aborted service blocks its thread and cannot be unwound).
-    pub unwound: bool,
-}
-
-impl Default for DrainReport {
-    fn default() -> Self {
-        Self {
-            aborted: Vec::new(),
-            unwound: true,
-        }
-    }
-}
-
-impl DrainReport {
-    /// Whether every service stopped by itself within the timeout.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use supervisor_core::DrainReport;
-    ///
-    /// let mut report = DrainReport::default();
-    /// assert!(report.is_clean());
-    /// report.aborted.push("stuck".to_owned());
-    /// assert!(!report.is_clean());
-    /// ```
-    #[must_use]
-    pub fn is_clean(&self) -> bool {
-        self.aborted.is_empty() && self.unwound
     }
 }

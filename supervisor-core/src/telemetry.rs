@@ -17,12 +17,15 @@
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use lifecycle::{FailureKind, ServicePhase, TerminationReason};
 use supervisor_metrics::{MetricsSink, SupervisorMetrics};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::events::EventBus;
 use crate::panics::drop_payload;
 
 /// One event about one service, as queued for the sinks.
@@ -104,6 +107,17 @@ impl<S: MetricsSink> DynSink for Erased<S> {
     }
 }
 
+/// How one registered service counts toward the supervisor's readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// Ready, or out of the count (terminated cleanly, or removed).
+    Clear,
+    /// Alive and not ready.
+    Waiting,
+    /// Terminated by failure.
+    Failed,
+}
+
 /// One sink's state for one service.
 #[derive(Default)]
 pub(crate) enum SinkHandle {
@@ -122,15 +136,58 @@ pub(crate) struct Telemetry {
     sinks: Box<[Arc<dyn DynSink>]>,
     epoch: Instant,
     pub(crate) clean_restart_delay: Duration,
+    pub(crate) events: Arc<EventBus>,
+    /// Registered services that hold readiness back: alive and not ready.
+    pub(crate) waiting: AtomicUsize,
+    /// Registered services that terminated by failure.
+    pub(crate) failed: AtomicUsize,
+    /// Woken when `waiting` drops to zero, and when a service fails for good.
+    pub(crate) readiness: Notify,
 }
 
 impl Telemetry {
-    pub(crate) fn new(sinks: Vec<Arc<dyn DynSink>>, clean_restart_delay: Duration) -> Self {
+    pub(crate) fn new(
+        sinks: Vec<Arc<dyn DynSink>>,
+        clean_restart_delay: Duration,
+        event_capacity: usize,
+    ) -> Self {
         Self {
             counters: Arc::new(SupervisorMetrics::new()),
             sinks: sinks.into_boxed_slice(),
             epoch: Instant::now(),
             clean_restart_delay,
+            events: Arc::new(EventBus::new(event_capacity)),
+            waiting: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            readiness: Notify::new(),
+        }
+    }
+
+    /// Moves one service's readiness standing from `from` to `to`.
+    pub(crate) fn restand(&self, from: Standing, to: Standing) {
+        if from == to {
+            return;
+        }
+        let mut wake = false;
+        match from {
+            Standing::Waiting => wake |= self.waiting.fetch_sub(1, Ordering::AcqRel) == 1,
+            Standing::Failed => {
+                self.failed.fetch_sub(1, Ordering::AcqRel);
+            }
+            Standing::Clear => {}
+        }
+        match to {
+            Standing::Waiting => {
+                self.waiting.fetch_add(1, Ordering::AcqRel);
+            }
+            Standing::Failed => {
+                self.failed.fetch_add(1, Ordering::AcqRel);
+                wake = true;
+            }
+            Standing::Clear => {}
+        }
+        if wake {
+            self.readiness.notify_waiters();
         }
     }
 
@@ -138,6 +195,11 @@ impl Telemetry {
     /// handed to `backoff` and `lifecycle`.
     pub(crate) fn now(&self) -> Duration {
         Instant::now().saturating_duration_since(self.epoch)
+    }
+
+    /// The instant `since_epoch` after the supervisor was created.
+    pub(crate) fn instant(&self, since_epoch: Duration) -> Instant {
+        self.epoch + since_epoch
     }
 
     /// Whether any sink listens (if not, no event is ever queued).

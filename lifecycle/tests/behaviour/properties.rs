@@ -4,7 +4,7 @@
 use core::time::Duration;
 
 use proptest::prelude::*;
-use supervisor_lifecycle::{ServiceLifecycle, ServicePhase, TerminationReason};
+use supervisor_lifecycle::{ServiceLifecycle, ServicePhase};
 
 use crate::support::{Model, Op, op, reason, time};
 

@@ -1004,6 +1004,12 @@ impl View {
             cumulative_running_time: self.closed_running_time + open,
             current_backoff: self.current_backoff,
             last_transition_at: self.last_transition - epoch,
+            // No service here signals readiness itself: a run is ready as it
+            // starts.
+            ready: self.phase == ServicePhase::Running,
+            // Nobody subscribes to the lifecycle events here, so no change is
+            // numbered.
+            seq: 0,
         }
     }
 }

@@ -1,0 +1,435 @@
+//! What a supervisor and its services' tasks share: the registry, the
+//! shutdown, and what follows a service's termination.
+//!
+//! # Invariants
+//!
+//! 1. A spawn is one step as the drain sees it: the shutdown check, the
+//!    registration, the links to the dependencies and the task's tracking
+//!    happen under the registry lock, and the drain takes that lock once
+//!    after shutdown begins, so a spawn is either refused or drained.
+//! 2. Lock order: the registry, then a dependency's slot, then its
+//!    dependants' slots. No slot lock is held while the registry lock is
+//!    taken.
+//! 3. Whatever follows a termination ([`Shared::after_termination`]) runs
+//!    once per spawn, outside every lock: stopping the dependants, releasing
+//!    the dependencies (which, during a drain, asks a dependency with no live
+//!    dependant left to stop), the critical service's shutdown, the drain's
+//!    log, and forgetting a removed or temporary service.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::time::Duration;
+
+use backoff::{BackoffConfig, SplitMix64};
+use lifecycle::TerminationReason;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+
+use crate::context::RunContexts;
+use crate::drain::{DrainLog, DrainReport, ShutdownCause};
+use crate::panics::take_message;
+use crate::runner::{LazyBackoff, Runner};
+use crate::slot::{Refusal, ServiceSlot, Spec, StopCause};
+use crate::telemetry::Telemetry;
+use crate::{ControlError, Service, SpawnError, SpawnOptions, StopTimeout, SupervisorConfig};
+
+pub(crate) type Registry = HashMap<Arc<str>, Arc<ServiceSlot>>;
+
+/// The registry keeps at least this many entries' room when it shrinks.
+const MIN_REGISTRY_CAPACITY: usize = 64;
+
+pub(crate) struct Shared {
+    pub(crate) config: SupervisorConfig,
+    pub(crate) tracker: TaskTracker,
+    /// The public shutdown token: cancelling it starts the shutdown.
+    pub(crate) cancel: CancellationToken,
+    /// Why the shutdown began; the first cause wins.
+    pub(crate) cause: OnceLock<ShutdownCause>,
+    /// The default backoff, shared by every service that uses it.
+    default_backoff: Arc<BackoffConfig>,
+    pub(crate) telemetry: Arc<Telemetry>,
+    /// Written on spawn and removal; never by transitions.
+    registry: Mutex<Registry>,
+    /// The report of the shutdown, published once by the shutdown task, which
+    /// the first spawn starts (under the registry lock).
+    pub(crate) drain: OnceLock<watch::Receiver<Option<DrainReport>>>,
+    /// Set once the drain has started asking services to stop.
+    draining: AtomicBool,
+    /// Set by the first spawn with dependencies: the drain orders its stops.
+    pub(crate) has_dependencies: AtomicBool,
+    pub(crate) drain_log: Mutex<DrainLog>,
+    jitter_seed: u64,
+    spawn_counter: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(config: SupervisorConfig, jitter_seed: u64) -> Self {
+        let telemetry = Arc::new(Telemetry::new(
+            config.sinks.clone(),
+            config.clean_restart_delay,
+            config.event_capacity,
+        ));
+        Self {
+            default_backoff: Arc::new(config.default_backoff),
+            config,
+            tracker: TaskTracker::new(),
+            cancel: CancellationToken::new(),
+            cause: OnceLock::new(),
+            telemetry,
+            registry: Mutex::new(HashMap::new()),
+            drain: OnceLock::new(),
+            draining: AtomicBool::new(false),
+            has_dependencies: AtomicBool::new(false),
+            drain_log: Mutex::new(DrainLog::default()),
+            jitter_seed,
+            spawn_counter: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn lock_registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The registered slots, copied out so no lock is held while reading them.
+    pub(crate) fn slots(&self) -> Vec<Arc<ServiceSlot>> {
+        self.lock_registry().values().cloned().collect()
+    }
+
+    pub(crate) fn slot(&self, name: &str) -> Option<Arc<ServiceSlot>> {
+        self.lock_registry().get(name).cloned()
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Starts the shutdown for `cause`, unless it started already.
+    pub(crate) fn shutdown(&self, cause: ShutdownCause) {
+        if !self.cancel.is_cancelled() {
+            tracing::info!(cause = %cause, "supervisor: shutdown triggered");
+        }
+        let _ = self.cause.set(cause);
+        self.cancel.cancel();
+    }
+
+    /// Spawns `service` (see `Supervisor::spawn_service_with_options`).
+    pub(crate) fn spawn<S: Service>(
+        self: &Arc<Self>,
+        service: S,
+        options: SpawnOptions,
+    ) -> Result<Arc<ServiceSlot>, SpawnError> {
+        let SpawnOptions {
+            backoff,
+            restart_policy,
+            stop_timeout,
+            after,
+            signals_readiness,
+            temporary,
+            critical,
+        } = options;
+        // `name` and `restart_policy` are user code.
+        let described = panic::catch_unwind(AssertUnwindSafe(|| {
+            let name = Arc::<str>::from(service.name());
+            let policy = restart_policy.unwrap_or_else(|| service.restart_policy());
+            (name, policy)
+        }));
+        let (name, policy) = described.map_err(|payload| SpawnError::Panicked {
+            message: take_message(payload),
+        })?;
+        check_runtime(&name)?;
+        let backoff_config = match backoff {
+            Some(config) => Arc::new(config),
+            None => Arc::clone(&self.default_backoff),
+        };
+        let backoff = LazyBackoff::new(backoff_config, self.next_seed()).map_err(|source| {
+            SpawnError::InvalidBackoff {
+                name: name.to_string(),
+                source,
+            }
+        })?;
+        let dependencies = self.resolve_dependencies(&name, &after)?;
+
+        let telemetry = &self.telemetry;
+        let spec = Spec {
+            policy,
+            stop_timeout: stop_timeout.unwrap_or(StopTimeout::After(self.config.shutdown_timeout)),
+            signals_readiness,
+            temporary,
+            critical,
+        };
+        let slot = Arc::new(ServiceSlot::new(
+            Arc::clone(&name),
+            spec,
+            dependencies,
+            telemetry.now(),
+            telemetry,
+        ));
+        let mut runner = Runner {
+            service,
+            slot: Arc::clone(&slot),
+            backoff,
+            contexts: RunContexts::new(Arc::clone(&slot)),
+            shared: Arc::clone(self),
+        };
+        let span = tracing::info_span!("service", service = %name, policy = %policy);
+        // An `async fn` taking `self` by value would keep the runner twice in
+        // the task (the argument and its binding); borrowing it keeps it once.
+        let task = async move { runner.run().await }.instrument(span);
+
+        // Invariant 1.
+        let (task, replaced) = {
+            let mut registry = self.lock_registry();
+            if self.cancel.is_cancelled() {
+                return Err(SpawnError::ShuttingDown {
+                    name: name.to_string(),
+                });
+            }
+            let now = telemetry.now();
+            let replaced = match registry.entry(Arc::clone(&name)) {
+                Entry::Occupied(existing) if existing.get().is_alive() => {
+                    return Err(SpawnError::DuplicateName {
+                        name: name.to_string(),
+                    });
+                }
+                Entry::Occupied(mut terminated) => {
+                    let replaced = terminated.insert(Arc::clone(&slot));
+                    replaced.removed(telemetry, now);
+                    Some(replaced)
+                }
+                Entry::Vacant(vacant) => {
+                    vacant.insert(Arc::clone(&slot));
+                    None
+                }
+            };
+            for dependency in &slot.dependencies {
+                dependency.add_dependant(Arc::downgrade(&slot));
+            }
+            slot.spawned(telemetry, now);
+            self.start_shutdown_task();
+            (self.tracker.track_future(task), replaced)
+        };
+        // Outside every lock: sinks may call back into the supervisor.
+        if let Some(replaced) = replaced {
+            replaced.flush(telemetry);
+        }
+        slot.flush(telemetry);
+        let join = tokio::spawn(task);
+        slot.set_abort_handle(join.abort_handle());
+        Ok(slot)
+    }
+
+    /// The slots of `after`, which must be registered and alive.
+    fn resolve_dependencies(
+        &self,
+        name: &Arc<str>,
+        after: &[Arc<str>],
+    ) -> Result<Box<[Arc<ServiceSlot>]>, SpawnError> {
+        if after.is_empty() {
+            return Ok(Box::default());
+        }
+        if after.contains(name) {
+            return Err(SpawnError::DependencyCycle {
+                name: name.to_string(),
+                cycle: vec![name.to_string(), name.to_string()],
+            });
+        }
+        let registry = self.lock_registry();
+        let mut dependencies: Vec<Arc<ServiceSlot>> = Vec::with_capacity(after.len());
+        for dependency in after {
+            let Some(slot) = registry.get(dependency) else {
+                return Err(SpawnError::UnknownDependency {
+                    name: name.to_string(),
+                    dependency: dependency.to_string(),
+                });
+            };
+            if !slot.is_alive() {
+                return Err(SpawnError::DependencyTerminated {
+                    name: name.to_string(),
+                    dependency: dependency.to_string(),
+                });
+            }
+            if !dependencies.iter().any(|known| Arc::ptr_eq(known, slot)) {
+                dependencies.push(Arc::clone(slot));
+            }
+        }
+        self.has_dependencies.store(true, Ordering::SeqCst);
+        Ok(dependencies.into_boxed_slice())
+    }
+
+    fn next_seed(&self) -> u64 {
+        let n = self.spawn_counter.fetch_add(1, Ordering::Relaxed);
+        // Each service gets its own seed: its spawn number, mixed, keyed by
+        // the supervisor's seed and mixed again (SplitMix64's output function).
+        let spread = SplitMix64::new(n).next_u64();
+        SplitMix64::new(self.jitter_seed ^ spread).next_u64()
+    }
+
+    /// Starts the task that drains the services once shutdown begins, unless
+    /// it runs already. Called under the registry lock, from a runtime.
+    fn start_shutdown_task(self: &Arc<Self>) {
+        self.drain.get_or_init(|| {
+            let (publish, report) = watch::channel(None);
+            let weak = Arc::downgrade(self);
+            let cancel = self.cancel.clone();
+            tokio::spawn(async move {
+                cancel.cancelled().await;
+                // The supervisor is gone without a shutdown: nothing to drain.
+                let Some(shared) = Weak::upgrade(&weak) else {
+                    return;
+                };
+                let report = shared.drain().await;
+                publish.send_replace(Some(report));
+            });
+            report
+        });
+    }
+
+    /// What follows the termination of `slot` (invariant 3). Called once, by
+    /// whoever terminated it.
+    pub(crate) fn after_termination(&self, slot: &Arc<ServiceSlot>, now: Duration) {
+        let Some(reason) = slot.termination_reason() else {
+            return;
+        };
+        let draining = self.is_draining();
+        let failed = slot.failure_for_good().is_some();
+        for dependant in slot.live_dependants() {
+            let cause = if draining {
+                StopCause::Shutdown
+            } else {
+                StopCause::Dependency {
+                    name: Arc::clone(&slot.name),
+                    failed,
+                }
+            };
+            let _ = dependant.request_stop(cause, now);
+        }
+        for dependency in &slot.dependencies {
+            if dependency.dependant_terminated(slot) && self.is_draining() {
+                let _ = dependency.request_stop(StopCause::Shutdown, now);
+            }
+        }
+        if slot.spec.critical && !self.cancel.is_cancelled() {
+            if reason == TerminationReason::Completed {
+                self.shutdown(ShutdownCause::CriticalCompleted {
+                    service: slot.name.to_string(),
+                });
+            } else if failed {
+                tracing::error!(service = %slot.name, %reason, "critical service failed: shutting down");
+                self.shutdown(ShutdownCause::CriticalFailed {
+                    service: slot.name.to_string(),
+                    reason: reason.clone(),
+                });
+            }
+        }
+        if draining {
+            self.drain_log
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record(slot, &reason, now);
+        }
+        if slot.is_to_forget() {
+            self.forget(slot, now);
+        }
+    }
+
+    /// Takes a terminated service out of the registry (if it is still the
+    /// one registered under its name) and forgets it.
+    pub(crate) fn forget(&self, slot: &Arc<ServiceSlot>, now: Duration) {
+        {
+            let mut registry = self.lock_registry();
+            if registry
+                .get(&slot.name)
+                .is_some_and(|registered| Arc::ptr_eq(registered, slot))
+            {
+                registry.remove(&slot.name);
+                // A process that spawns jobs for ever keeps a registry the
+                // size of what runs now, not of its peak.
+                if registry.capacity() > MIN_REGISTRY_CAPACITY
+                    && registry.len() * 4 < registry.capacity()
+                {
+                    let keep = (registry.len() * 2).max(MIN_REGISTRY_CAPACITY);
+                    registry.shrink_to(keep);
+                }
+            }
+            slot.removed(&self.telemetry, now);
+        }
+        slot.flush(&self.telemetry);
+    }
+
+    /// The host asks `slot` to stop.
+    pub(crate) fn stop(&self, slot: &ServiceSlot) -> Result<(), ControlError> {
+        if slot.is_removed() {
+            return Err(ControlError::Removed {
+                name: slot.name.to_string(),
+            });
+        }
+        slot.request_stop(StopCause::Host, self.telemetry.now())
+            .map_err(|refusal| refused(&slot.name, refusal))
+    }
+
+    /// The host asks `slot` to restart; returns the start count to wait past.
+    pub(crate) fn restart(&self, slot: &ServiceSlot) -> Result<u64, ControlError> {
+        if slot.is_removed() {
+            return Err(ControlError::Removed {
+                name: slot.name.to_string(),
+            });
+        }
+        if self.cancel.is_cancelled() {
+            return Err(ControlError::ShuttingDown {
+                name: slot.name.to_string(),
+            });
+        }
+        slot.request_restart()
+            .map_err(|refusal| refused(&slot.name, refusal))
+    }
+
+    /// The host asks `slot` to be removed: forgotten now if it terminated,
+    /// when it terminates otherwise.
+    pub(crate) fn remove(&self, slot: &Arc<ServiceSlot>) -> Result<(), ControlError> {
+        let now = self.telemetry.now();
+        match slot.request_removal(now) {
+            Ok(crate::slot::Removal::Terminated) => {
+                self.forget(slot, now);
+                Ok(())
+            }
+            Ok(crate::slot::Removal::Stopping) => Ok(()),
+            Err(refusal) => Err(refused(&slot.name, refusal)),
+        }
+    }
+}
+
+/// The public error for a slot's refusal.
+fn refused(name: &str, refusal: Refusal) -> ControlError {
+    let name = name.to_owned();
+    match refusal {
+        Refusal::Terminated(reason) => ControlError::Terminated { name, reason },
+        Refusal::Stopping => ControlError::Stopping { name },
+        Refusal::Removed => ControlError::Removed { name },
+    }
+}
+
+/// Checks that the current runtime can run services: a runtime, with its time
+/// driver (tokio panics at the first timer otherwise).
+fn check_runtime(name: &str) -> Result<(), SpawnError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(SpawnError::NoRuntime {
+            name: name.to_owned(),
+        });
+    }
+    let timer = panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO)));
+    timer.map_err(|payload| {
+        crate::panics::drop_payload(payload);
+        SpawnError::NoTimeDriver {
+            name: name.to_owned(),
+        }
+    })
+}
