@@ -10,6 +10,7 @@ mod contract;
 mod demo;
 mod drain_race;
 mod holes;
+mod otp;
 mod policy;
 mod prometheus;
 mod smoke;
