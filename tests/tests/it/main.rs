@@ -6,9 +6,11 @@
 
 mod chaos;
 mod contract;
+mod control;
 #[cfg(unix)]
 mod demo;
 mod drain_race;
+mod events;
 mod holes;
 mod otp;
 mod policy;
@@ -16,5 +18,4 @@ mod prometheus;
 mod smoke;
 #[cfg(target_os = "linux")]
 mod soak;
-mod spans;
 mod support;

@@ -1,12 +1,21 @@
 //! Every service runs inside a tracing span carrying its name and policy.
+//!
+//! A test binary of its own: it installs a thread-local tracing subscriber,
+//! and tracing caches each log site's interest process-wide, so a test on
+//! another thread touching the same sites first (with no subscriber) could
+//! switch them off for this one.
+
+#![allow(missing_docs)]
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use supervisor_core::{RestartPolicy, SpawnOptions};
-
-use crate::support::{Scripted, Step, advance, exact_backoff, supervisor};
+use supervisor_core::{
+    BackoffConfig, Jitter, RestartPolicy, ServiceContext, SpawnOptions, Supervisor,
+    SupervisorConfig, service_fn,
+};
 
 /// A `MakeWriter` into a shared buffer.
 #[derive(Clone, Default)]
@@ -39,17 +48,25 @@ async fn service_events_are_logged_inside_a_span_with_name_and_policy() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let sup = supervisor();
-    sup.spawn_service_with_options(
-        Scripted::new(
-            "feed",
-            RestartPolicy::Always,
-            [Step::Fail(Duration::from_millis(1))],
-        ),
-        SpawnOptions::with_backoff(exact_backoff()),
-    )
-    .unwrap();
-    advance(Duration::from_secs(1)).await;
+    let sup = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    let runs = Arc::new(AtomicU32::new(0));
+    let feed = service_fn("feed", move |ctx: ServiceContext| {
+        let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            if run == 1 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                anyhow::bail!("run 1 failed");
+            }
+            ctx.cancelled().await;
+            anyhow::Ok(())
+        }
+    })
+    .with_restart_policy(RestartPolicy::Always);
+    let backoff = BackoffConfig::new(Duration::from_millis(100), Duration::from_secs(1))
+        .with_jitter(Jitter::None);
+    sup.spawn_service_with_options(feed, SpawnOptions::with_backoff(backoff))
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
     sup.trigger_shutdown();
     let _ = sup.wait_for_drain().await;
 
