@@ -15,6 +15,7 @@ mod holes;
 mod otp;
 mod policy;
 mod prometheus;
+mod readiness;
 mod smoke;
 #[cfg(target_os = "linux")]
 mod soak;
