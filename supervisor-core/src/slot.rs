@@ -105,11 +105,12 @@ struct ServiceState {
     dependants: Option<Box<Dependants>>,
 }
 
-/// What waiters on one service share.
+/// What waiters on one service share; it exists only while someone waits.
 struct Watch {
     notify: Arc<Notify>,
     /// Entries into each phase since the watch was made.
     entered: [u64; 6],
+    waiters: usize,
 }
 
 /// The services that depend on this one.
@@ -764,23 +765,43 @@ impl ServiceSlot {
         }
     }
 
-    /// The notifier of this service's changes, made on first use, and what
-    /// `check` reads of the state now. Enable a `notified()` future before
-    /// calling this again to check, so that no change is missed.
-    pub(crate) fn watch<R>(
-        &self,
-        check: impl FnOnce(&ServiceLifecycle, &[u64; 6], bool) -> R,
-    ) -> (Arc<Notify>, R) {
+    /// Counts a waiter in, making the watch if it is the first, and returns
+    /// the notifier of this service's changes.
+    pub(crate) fn watch_in(&self) -> Arc<Notify> {
         let mut state = self.lock();
-        let state = &mut *state;
         let watch = state.watch.get_or_insert_with(|| {
             Box::new(Watch {
                 notify: Arc::new(Notify::new()),
                 entered: [0; 6],
+                waiters: 0,
             })
         });
-        let result = check(&state.lifecycle, &watch.entered, state.removed);
-        (Arc::clone(&watch.notify), result)
+        watch.waiters += 1;
+        Arc::clone(&watch.notify)
+    }
+
+    /// Counts a waiter out; the last one drops the watch.
+    pub(crate) fn watch_out(&self) {
+        let mut state = self.lock();
+        if let Some(watch) = &mut state.watch {
+            watch.waiters = watch.waiters.saturating_sub(1);
+            if watch.waiters == 0 {
+                state.watch = None;
+            }
+        }
+    }
+
+    /// What `check` reads of the state now (the lifecycle, the phase entries
+    /// since the watch was made, whether the service was removed). Call it
+    /// with a waiter counted in, after enabling a `notified()` future of the
+    /// watch's notifier, so that no change is missed.
+    pub(crate) fn observe<R>(
+        &self,
+        check: impl FnOnce(&ServiceLifecycle, &[u64; 6], bool) -> R,
+    ) -> R {
+        let state = self.lock();
+        let entered = state.watch.as_ref().map_or([0; 6], |watch| watch.entered);
+        check(&state.lifecycle, &entered, state.removed)
     }
 
     /// Delivers the queued events to the sinks, outside the lock.

@@ -890,6 +890,8 @@ impl Supervisor {
     pub async fn wait_ready(&self) -> Result<(), ReadyError> {
         let shared = &*self.shared;
         let telemetry = &shared.telemetry;
+        telemetry.ready_waiters.fetch_add(1, Ordering::SeqCst);
+        let _counted = ReadyWaiter(&telemetry.ready_waiters);
         loop {
             let changed = telemetry.readiness.notified();
             let mut changed = std::pin::pin!(changed);
@@ -897,7 +899,7 @@ impl Supervisor {
             if shared.cancel.is_cancelled() {
                 return Err(ReadyError::ShuttingDown);
             }
-            if telemetry.failed.load(Ordering::Acquire) != 0 {
+            if telemetry.failed.load(Ordering::SeqCst) != 0 {
                 let failed = shared
                     .slots()
                     .into_iter()
@@ -906,7 +908,7 @@ impl Supervisor {
                     return Err(ReadyError::Failed { service, reason });
                 }
             }
-            if telemetry.waiting.load(Ordering::Acquire) == 0 {
+            if telemetry.waiting.load(Ordering::SeqCst) == 0 {
                 return Ok(());
             }
             tokio::select! {
@@ -914,6 +916,24 @@ impl Supervisor {
                 () = shared.cancel.cancelled() => {}
             }
         }
+    }
+}
+
+/// Counts a waiter on one service out when its wait returns or is dropped.
+struct Watching<'a>(&'a ServiceSlot);
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        self.0.watch_out();
+    }
+}
+
+/// Counts a [`Supervisor::wait_ready`] out when it returns or is dropped.
+struct ReadyWaiter<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for ReadyWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -1348,15 +1368,13 @@ impl ServiceHandle {
         &self,
         mut check: impl FnMut(&lifecycle::ServiceLifecycle, &[u64; 6], bool) -> Option<R>,
     ) -> R {
-        let (notify, first) = self.slot.watch(&mut check);
-        if let Some(result) = first {
-            return result;
-        }
+        let notify = self.slot.watch_in();
+        let _counted = Watching(&self.slot);
         loop {
             let changed = notify.notified();
             let mut changed = std::pin::pin!(changed);
             changed.as_mut().enable();
-            if let (_, Some(result)) = self.slot.watch(&mut check) {
+            if let Some(result) = self.slot.observe(&mut check) {
                 return result;
             }
             changed.await;

@@ -141,8 +141,11 @@ pub(crate) struct Telemetry {
     pub(crate) waiting: AtomicUsize,
     /// Registered services that terminated by failure.
     pub(crate) failed: AtomicUsize,
-    /// Woken when `waiting` drops to zero, and when a service fails for good.
+    /// Woken when `waiting` drops to zero, and when a service fails for good,
+    /// if anyone waits (`ready_waiters`): a restart loop of a ready service
+    /// takes `waiting` to zero once per cycle.
     pub(crate) readiness: Notify,
+    pub(crate) ready_waiters: AtomicUsize,
 }
 
 impl Telemetry {
@@ -160,6 +163,7 @@ impl Telemetry {
             waiting: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
             readiness: Notify::new(),
+            ready_waiters: AtomicUsize::new(0),
         }
     }
 
@@ -168,25 +172,27 @@ impl Telemetry {
         if from == to {
             return;
         }
+        // SeqCst: a waiter counts itself in, then reads the counts; a change
+        // moves a count, then reads the waiters. One of them sees the other.
         let mut wake = false;
         match from {
-            Standing::Waiting => wake |= self.waiting.fetch_sub(1, Ordering::AcqRel) == 1,
+            Standing::Waiting => wake |= self.waiting.fetch_sub(1, Ordering::SeqCst) == 1,
             Standing::Failed => {
-                self.failed.fetch_sub(1, Ordering::AcqRel);
+                self.failed.fetch_sub(1, Ordering::SeqCst);
             }
             Standing::Clear => {}
         }
         match to {
             Standing::Waiting => {
-                self.waiting.fetch_add(1, Ordering::AcqRel);
+                self.waiting.fetch_add(1, Ordering::SeqCst);
             }
             Standing::Failed => {
-                self.failed.fetch_add(1, Ordering::AcqRel);
+                self.failed.fetch_add(1, Ordering::SeqCst);
                 wake = true;
             }
             Standing::Clear => {}
         }
-        if wake {
+        if wake && self.ready_waiters.load(Ordering::SeqCst) != 0 {
             self.readiness.notify_waiters();
         }
     }
