@@ -441,7 +441,8 @@ impl ServiceLifecycle {
     ///
     /// Closes the running interval if there is one. A termination whose
     /// reason [is an abort](TerminationReason::is_abort) (a run that did not
-    /// stop in time) also counts a [`Timeout`](FailureKind::Timeout) failure.
+    /// stop in time) also counts a [`Timeout`](FailureKind::Timeout) failure,
+    /// and the reason's sentence becomes [`last_error`](Self::last_error).
     ///
     /// # Errors
     ///
@@ -473,6 +474,7 @@ impl ServiceLifecycle {
         self.enter(ServicePhase::Terminated, now)?;
         if reason.is_abort() {
             self.failures.record(FailureKind::Timeout);
+            self.last_error = Some(reason.to_string().into_boxed_str());
         }
         self.termination_reason = Some(Box::new(reason));
         Ok(())

@@ -41,7 +41,7 @@ use crate::context::RunContexts;
 use crate::panics::take_message;
 use crate::service::{BoxError, error_chain};
 use crate::shared::Shared;
-use crate::slot::{Asked, DependencyState, ServiceSlot, StopCause, fails_for_good};
+use crate::slot::{Asked, DependencyState, Failure, ServiceSlot, StopCause, fails_for_good};
 use crate::telemetry::{SinkEvent, Telemetry};
 use crate::{RestartPolicy, Service, StopTimeout};
 
@@ -186,6 +186,13 @@ impl<S: Service> Runner<S> {
                 }
             };
 
+            // Once the supervisor shuts down, nothing is restarted: a service
+            // that ends on its own while the drain has not asked it to stop
+            // yet (it waits for its dependants) stops for the shutdown.
+            if self.shared.cancel.is_cancelled() && self.would_restart(&exit) {
+                self.stopped(now, RunEnd::Returned(exit), &StopCause::Shutdown);
+                break;
+            }
             let next = match exit {
                 Exit::Clean => self.after_clean_exit(now).await,
                 Exit::Failed { kind, message } => self.after_failure(kind, message, now).await,
@@ -196,6 +203,7 @@ impl<S: Service> Runner<S> {
                     let restarting = self.slot.transition_at(
                         self.telemetry(),
                         now,
+                        None,
                         |lc, now| lc.transition_to_restarting(now),
                         |_| None,
                     );
@@ -255,6 +263,7 @@ impl<S: Service> Runner<S> {
         self.slot.transition_at(
             self.telemetry(),
             now,
+            None,
             |lc, now| {
                 lc.transition_to_running(now)?;
                 if ready_at_start {
@@ -365,6 +374,7 @@ impl<S: Service> Runner<S> {
         let _ = self.slot.transition_at(
             self.telemetry(),
             self.telemetry().now(),
+            None,
             |lc, now| lc.transition_to_stopping(now),
             |_| None,
         );
@@ -377,21 +387,18 @@ impl<S: Service> Runner<S> {
     /// way out.
     fn stopped(&self, now: Duration, end: RunEnd, cause: &StopCause) {
         tracing::info!("service stopped");
-        let aborted = match end {
+        let (aborted, failure) = match end {
             RunEnd::Returned(exit) => {
                 // The request and the run's end crossed: it was a stop.
                 self.to_stopping(now);
-                self.record_exit(exit);
-                None
+                (None, exit.into_failure())
             }
-            RunEnd::Stopped(exit) => {
-                self.record_exit(exit);
-                None
-            }
-            RunEnd::Aborted(timeout) => Some(timeout),
-            RunEnd::Dropped => None,
+            RunEnd::Stopped(exit) => (None, exit.into_failure()),
+            RunEnd::Aborted(timeout) => (Some(timeout), None),
+            RunEnd::Dropped => (None, None),
         };
-        self.terminate_for(now, cause, aborted);
+        let failed = matches!(cause, StopCause::Dependency { failed: true, .. });
+        self.terminate_as(now, cause.reason(aborted), failed, failure);
     }
 
     /// The run ended after a restart was asked for: `Stopping → Restarting`
@@ -399,22 +406,22 @@ impl<S: Service> Runner<S> {
     /// had to be dropped at its timeout), the backoff untouched.
     fn restarted(&self, now: Duration, end: RunEnd) -> Result<(), lifecycle::InvalidTransition> {
         tracing::info!("service restarting, as asked");
-        match end {
+        let failure = match end {
             RunEnd::Returned(exit) => {
                 self.to_stopping(now);
-                self.record_exit(exit);
+                exit.into_failure()
             }
-            RunEnd::Stopped(exit) => self.record_exit(exit),
-            RunEnd::Aborted(timeout) => self.slot.record_failure(
-                self.telemetry(),
-                FailureKind::Timeout,
-                format!("did not stop within {timeout:?} when asked to restart"),
-            ),
-            RunEnd::Dropped => {}
-        }
+            RunEnd::Stopped(exit) => exit.into_failure(),
+            RunEnd::Aborted(timeout) => Some(Failure {
+                kind: FailureKind::Timeout,
+                message: format!("did not stop within {timeout:?} when asked to restart"),
+            }),
+            RunEnd::Dropped => None,
+        };
         self.slot.transition_at(
             self.telemetry(),
             now,
+            failure,
             |lc, now| lc.transition_to_restarting(now),
             |_| None,
         )
@@ -424,14 +431,17 @@ impl<S: Service> Runner<S> {
         let _ = self.slot.transition_at(
             self.telemetry(),
             now,
+            None,
             |lc, now| lc.transition_to_stopping(now),
             |_| None,
         );
     }
 
-    fn record_exit(&self, exit: Exit) {
-        if let Exit::Failed { kind, message } = exit {
-            self.slot.record_failure(self.telemetry(), kind, message);
+    /// Whether the policy restarts the service after a run that ended so.
+    fn would_restart(&self, exit: &Exit) -> bool {
+        match (self.slot.spec.policy, exit) {
+            (RestartPolicy::Always, _) | (RestartPolicy::OnFailure, Exit::Failed { .. }) => true,
+            (RestartPolicy::OnFailure, Exit::Clean) | (RestartPolicy::Never, _) => false,
         }
     }
 
@@ -443,10 +453,10 @@ impl<S: Service> Runner<S> {
                 // from the base again.
                 self.backoff.reset();
                 let delay = self.telemetry().clean_restart_delay;
-                self.back_off(delay, now).await
+                self.back_off(delay, now, None).await
             }
             RestartPolicy::OnFailure | RestartPolicy::Never => {
-                self.terminate(now, TerminationReason::Completed);
+                self.terminate(now, TerminationReason::Completed, None);
                 Next::Stop
             }
         }
@@ -454,8 +464,12 @@ impl<S: Service> Runner<S> {
 
     async fn after_failure(&mut self, kind: FailureKind, message: String, now: Duration) -> Next {
         tracing::warn!(kind = %kind, error = %message, "service failed");
-        self.slot
-            .record_failure(self.telemetry(), kind, message.clone());
+        // Recorded with the transition that follows, under the same lock, so
+        // a snapshot never holds a failure its next event reports again.
+        let failure = Some(Failure {
+            kind,
+            message: message.clone(),
+        });
         let backoff = match self.backoff.state() {
             Ok(backoff) => backoff,
             // Validated at spawn: unreachable, but never a panic.
@@ -463,6 +477,7 @@ impl<S: Service> Runner<S> {
                 self.terminate(
                     now,
                     TerminationReason::Unrecoverable(format!("invalid backoff: {invalid}")),
+                    failure,
                 );
                 return Next::Stop;
             }
@@ -474,12 +489,12 @@ impl<S: Service> Runner<S> {
                 FailureKind::Panic => TerminationReason::Panicked(message),
                 _ => TerminationReason::Unrecoverable(message),
             };
-            self.terminate(now, reason);
+            self.terminate(now, reason, failure);
             return Next::Stop;
         }
 
         match backoff.next_backoff(now) {
-            BackoffAction::Retry(delay) => self.back_off(delay, now).await,
+            BackoffAction::Retry(delay) => self.back_off(delay, now, failure).await,
             BackoffAction::CircuitOpen {
                 failures,
                 max_retries,
@@ -495,18 +510,21 @@ impl<S: Service> Runner<S> {
                         failures,
                         max_retries,
                     },
+                    failure,
                 );
                 Next::Stop
             }
         }
     }
 
-    /// `Running → BackingOff` at `now`, then waits `delay` unless a stop or
-    /// restart is asked for first (a restart cuts the delay short).
-    async fn back_off(&mut self, delay: Duration, now: Duration) -> Next {
+    /// `Running → BackingOff` at `now` (recording the run's failure), then
+    /// waits `delay` unless a stop or restart is asked for first (a restart
+    /// cuts the delay short).
+    async fn back_off(&mut self, delay: Duration, now: Duration, failure: Option<Failure>) -> Next {
         let backing_off = self.slot.transition_at(
             self.telemetry(),
             now,
+            failure,
             |lc, now| lc.transition_to_backing_off(now, delay),
             |_| Some(SinkEvent::Backoff { delay }),
         );
@@ -546,11 +564,16 @@ impl<S: Service> Runner<S> {
     }
 
     /// The end of a backoff (its delay over, or cut short by a request).
+    /// Nothing restarts once the supervisor shuts down.
     fn after_delay(&mut self, now: Duration) -> Next {
         match self.slot.take_request() {
             Asked::Stop(cause) => {
                 tracing::info!("asked to stop while backing off");
                 self.stop_idle(now, &cause);
+                Next::Stop
+            }
+            Asked::Restart | Asked::Nothing if self.shared.cancel.is_cancelled() => {
+                self.stop_idle(now, &StopCause::Shutdown);
                 Next::Stop
             }
             Asked::Restart | Asked::Nothing => Next::Restart { at: now },
@@ -559,25 +582,27 @@ impl<S: Service> Runner<S> {
 
     /// A stop asked for outside a run: `… → Stopping → Terminated`.
     fn stop_idle(&self, now: Duration, cause: &StopCause) {
-        tracing::info!("service stopped");
         self.to_stopping(now);
-        self.terminate_for(now, cause, None);
+        self.stopped(now, RunEnd::Dropped, cause);
     }
 
-    /// Terminates for a stop's cause (`aborted`: the run was dropped at this
-    /// stop timeout).
-    fn terminate_for(&self, now: Duration, cause: &StopCause, aborted: Option<Duration>) {
-        let failed = matches!(cause, StopCause::Dependency { failed: true, .. });
-        self.terminate_as(now, cause.reason(aborted), failed);
-    }
-
-    fn terminate(&self, now: Duration, reason: TerminationReason) {
+    /// Terminates for `reason`, with the run's failure recorded first.
+    fn terminate(&self, now: Duration, reason: TerminationReason, failure: Option<Failure>) {
         let failed = fails_for_good(&reason);
-        self.terminate_as(now, reason, failed);
+        self.terminate_as(now, reason, failed, failure);
     }
 
-    fn terminate_as(&self, now: Duration, reason: TerminationReason, failed: bool) {
-        if self.slot.terminate(self.telemetry(), now, reason, failed) {
+    fn terminate_as(
+        &self,
+        now: Duration,
+        reason: TerminationReason,
+        failed: bool,
+        failure: Option<Failure>,
+    ) {
+        if self
+            .slot
+            .terminate(self.telemetry(), now, reason, failed, failure)
+        {
             self.shared.after_termination(&self.slot, now);
         }
     }
@@ -624,6 +649,14 @@ fn poll_run<F: Future>(run: Pin<&mut Option<F>>, cx: &mut Context<'_>) -> Poll<F
 }
 
 impl Exit {
+    /// The failure to record for this exit, if it failed.
+    fn into_failure(self) -> Option<Failure> {
+        match self {
+            Exit::Clean => None,
+            Exit::Failed { kind, message } => Some(Failure { kind, message }),
+        }
+    }
+
     /// The exit of a run whose future returned (or panicked while polled).
     fn from_outcome<E: Into<BoxError>>(outcome: std::thread::Result<Result<(), E>>) -> Self {
         match outcome {

@@ -199,6 +199,12 @@ pub(crate) enum DependencyState {
     Terminated { failed: bool },
 }
 
+/// How a run failed, recorded with the transition that follows it.
+pub(crate) struct Failure {
+    pub(crate) kind: FailureKind,
+    pub(crate) message: String,
+}
+
 /// Whether a service that terminated for `reason` failed for good (the
 /// failures that count against readiness and trip a critical service).
 pub(crate) fn fails_for_good(reason: &TerminationReason) -> bool {
@@ -281,10 +287,17 @@ impl ServiceState {
         }
     }
 
-    /// A number for a change that sends no event (a recorded failure).
-    fn renumber(&mut self, telemetry: &Telemetry) {
-        let seq = telemetry.events.number(false);
-        self.lifecycle.renumber(seq);
+    /// Records the run's failure, just before the transition that reports
+    /// it (under the same lock): refused, and not reported, when the run is
+    /// already over for the lifecycle.
+    fn record(&mut self, telemetry: &Telemetry, failure: Option<Failure>) {
+        let Some(Failure { kind, message }) = failure else {
+            return;
+        };
+        if self.lifecycle.record_failure(kind, message).is_ok() {
+            self.failure = Some(kind);
+            self.emit(telemetry, SinkEvent::Failed { kind });
+        }
     }
 
     /// What is about to change, taken before the change.
@@ -411,16 +424,19 @@ impl ServiceSlot {
     }
 
     /// Runs one lifecycle transition at `now` and queues its events: the
-    /// phase change, then whatever `also` makes of the new state.
+    /// run's failure if it had one, the phase change, then whatever `also`
+    /// makes of the new state.
     pub(crate) fn transition_at(
         &self,
         telemetry: &Telemetry,
         now: Duration,
+        failure: Option<Failure>,
         apply: impl FnOnce(&mut ServiceLifecycle, Duration) -> Result<(), InvalidTransition>,
         also: impl FnOnce(&ServiceLifecycle) -> Option<SinkEvent>,
     ) -> Result<(), InvalidTransition> {
         let mut state = self.lock();
         let change = state.before(EventKind::Transition);
+        state.record(telemetry, failure);
         apply(&mut state.lifecycle, now)?;
         let to = state.lifecycle.phase();
         state.emit(
@@ -446,17 +462,6 @@ impl ServiceSlot {
         }
     }
 
-    /// Records a failed run. Refused (and not reported) when the run is
-    /// already over for the lifecycle (the drain terminated the service).
-    pub(crate) fn record_failure(&self, telemetry: &Telemetry, kind: FailureKind, message: String) {
-        let mut state = self.lock();
-        if state.lifecycle.record_failure(kind, message).is_ok() {
-            state.failure = Some(kind);
-            state.renumber(telemetry);
-            state.emit(telemetry, SinkEvent::Failed { kind });
-        }
-    }
-
     /// Moves the service to `Terminated` at `now` and queues the events;
     /// `failed` says whether it failed for good. Returns `false`, and changes
     /// nothing, if it already was.
@@ -471,8 +476,9 @@ impl ServiceSlot {
         now: Duration,
         reason: TerminationReason,
         failed: bool,
+        failure: Option<Failure>,
     ) -> bool {
-        self.terminate_inner(telemetry, now, reason, failed)
+        self.terminate_inner(telemetry, now, reason, failed, failure)
             .is_some()
     }
 
@@ -484,7 +490,7 @@ impl ServiceSlot {
         now: Duration,
         reason: TerminationReason,
     ) -> bool {
-        match self.terminate_inner(telemetry, now, reason, false) {
+        match self.terminate_inner(telemetry, now, reason, false, None) {
             Some(handle) => {
                 if let Some(handle) = handle {
                     handle.abort();
@@ -503,15 +509,26 @@ impl ServiceSlot {
         now: Duration,
         reason: TerminationReason,
         failed: bool,
+        failure: Option<Failure>,
     ) -> Option<Option<AbortHandle>> {
         let mut state = self.lock();
         let change = state.before(EventKind::Transition);
+        if !change.from.is_alive() {
+            return None;
+        }
+        state.record(telemetry, failure);
+        let aborted = reason.is_abort();
         if state
             .lifecycle
             .transition_to_terminated(now, reason)
             .is_err()
         {
             return None;
+        }
+        if aborted {
+            // The lifecycle counted the abort as a `Timeout` failure, with
+            // the reason as its message: the event reports it.
+            state.failure = Some(FailureKind::Timeout);
         }
         let handle = state.abort.take();
         state.failed = failed;

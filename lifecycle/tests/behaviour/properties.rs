@@ -71,6 +71,7 @@ proptest! {
                 }
                 Op::Terminated(_, reason) if accepted && reason.is_abort() => {
                     aborts += 1;
+                    last_message = Some(reason.to_string());
                 }
                 _ => {}
             }

@@ -190,6 +190,7 @@ impl Model {
                 | TerminationReason::StopTimeout { .. } = reason
                 {
                     self.failures[2] += 1;
+                    self.last_error = Some(reason.to_string());
                 }
                 self.reason = Some(reason.clone());
             }

@@ -1077,7 +1077,13 @@ fn sink_view(run: &Run) -> Vec<ServiceLifecycleSnapshot> {
             }
             Event::Backoff(_, delay) => view.current_backoff = Some(delay),
             Event::CircuitOpened(..) => {}
-            Event::Terminated(_, reason) => view.termination = Some(reason),
+            Event::Terminated(_, reason) => {
+                // An abort is a timeout failure whose message is the reason.
+                if reason.is_abort() {
+                    view.last_error = Some(reason.to_string());
+                }
+                view.termination = Some(reason);
+            }
             Event::Removed(name) => panic!("{name} removed: nothing replaces a service here"),
         }
     }
