@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::script::{Crash, Script, Scripted};
 
 /// The error type of the peer's subsystem tree.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Who runs the services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,14 +23,19 @@
 //! | 6 | `lifecycle_snapshots()` of 100k services during restarts | latency; restart slowdown |
 //! | 2b | 100k one-shot services, terminated | live heap bytes kept per service (the `alloc-count` binary) |
 //! | 4b | restart cycle with the Prometheus sink attached | ns/restart, ÷ without |
+//! | 4c | restart cycle with one live subscriber draining `subscribe()` | ns/restart, ÷ without |
 //! | 7 | `BackoffState::next_backoff` | ns/call, allocations (the `alloc-count` binary) |
 //! | 8 | soak: 1M restarts of one failing service | RSS growth |
+//! | 9 | control: stop, restart by call, remove every one of 100k idle services | ns/operation |
+//! | 10 | temporary churn: 100k one-shot temporary services, 1k in flight | ns/job; RSS growth |
 //!
-//! Scenarios 1–3 and 8 run each measurement in a fresh process (this binary
+//! Scenarios 1–3, 8, 9 and 10 run each measurement in a fresh process (this binary
 //! with the hidden `--child` argument); scenarios 2b and 7 run `alloc-count`, built
 //! next to this binary, whose counting allocator would otherwise slow every
 //! other scenario.
 
+mod churn;
+mod control;
 mod fleet;
 mod idle;
 mod measure;
@@ -46,6 +51,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 
+use crate::churn::Churn;
+use crate::control::Op;
 use crate::fleet::Variant;
 use crate::measure::median;
 use crate::report::{Check, Figure, Header, Unit};
@@ -88,16 +95,19 @@ fn main() -> Result<()> {
 }
 
 /// The scenario groups `--only` selects (for profiling one of them).
-const GROUPS: [&str; 9] = [
+const GROUPS: [&str; 12] = [
     "idle",
     "memory",
     "restart",
     "sinks",
+    "subscriber",
     "terminated",
     "burst",
     "snapshot",
     "backoff",
     "soak",
+    "control",
+    "churn",
 ];
 
 /// Sizes of one run.
@@ -123,6 +133,10 @@ struct Plan {
     backoff_calls: u64,
     soak_restarts: u64,
     soak_warm_up: u64,
+    /// Idle services every control operation is applied to.
+    control_n: usize,
+    /// The temporary-service churn.
+    churn: Churn,
     /// The longest any wait may take before the run fails.
     limit: Duration,
 }
@@ -146,6 +160,12 @@ impl Plan {
             backoff_calls: 20_000_000,
             soak_restarts: 1_000_000,
             soak_warm_up: 100_000,
+            control_n: 100_000,
+            churn: Churn {
+                jobs: 100_000,
+                in_flight: 1_000,
+                warm_up: 50_000,
+            },
             limit: Duration::from_secs(600),
         }
     }
@@ -168,6 +188,12 @@ impl Plan {
             backoff_calls: 10_000,
             soak_restarts: 1_000,
             soak_warm_up: 100,
+            control_n: 100,
+            churn: Churn {
+                jobs: 1_000,
+                in_flight: 10,
+                warm_up: 100,
+            },
             limit: Duration::from_secs(60),
         }
     }
@@ -194,6 +220,9 @@ fn run(plan: &Plan, only: Option<&str>, out: &Path) -> Result<()> {
     if selected("sinks") {
         figures.push(sink_figure(plan)?);
     }
+    if selected("subscriber") {
+        figures.push(subscriber_figure(plan)?);
+    }
     if selected("terminated") {
         figures.push(terminated_figure(plan, &exe)?);
     }
@@ -209,6 +238,12 @@ fn run(plan: &Plan, only: Option<&str>, out: &Path) -> Result<()> {
     if selected("soak") {
         figures.push(soak_figure(plan, &exe)?);
     }
+    if selected("control") {
+        figures.extend(control_figures(plan, &exe)?);
+    }
+    if selected("churn") {
+        figures.extend(churn_figures(plan, &exe)?);
+    }
     // In the order of the issue's scenarios (a stable sort keeps N ascending).
     figures.sort_by_key(|figure| scenario_order(figure.scenario));
 
@@ -217,6 +252,7 @@ fn run(plan: &Plan, only: Option<&str>, out: &Path) -> Result<()> {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         machine: machine_facts(),
         notes: notes(plan),
+        recorded: recorded_run(),
     };
     let text = report::markdown(&header, &figures);
     report::write(out, &text)?;
@@ -254,6 +290,7 @@ fn scenario_order(scenario: &str) -> usize {
         "drain_warm",
         "restart",
         "restart_prometheus",
+        "restart_subscriber",
         "terminated",
         "burst",
         "burst_flatness",
@@ -263,6 +300,11 @@ fn scenario_order(scenario: &str) -> usize {
         "next_backoff_no_jitter",
         "next_backoff_breaker",
         "soak",
+        "control_stop",
+        "control_restart",
+        "control_remove",
+        "churn",
+        "churn_rss",
     ]
     .iter()
     .position(|known| *known == scenario)
@@ -331,6 +373,9 @@ fn idle_figures(plan: &Plan, exe: &Path) -> Result<Vec<Figure>> {
     }
     let mut figures = Vec::new();
     for (kind, _, title) in KINDS {
+        // Start: the issue of per-service control asks for ≤ 2× (the earlier
+        // 1.5× stays the aim); drain: 1.5×.
+        let target = if kind.starts_with("start") { 2.0 } else { 1.5 };
         for &n in &plan.idle_ns {
             let of = |variant: Variant| median(&samples[&(kind, n, variant.as_str())]);
             let mut figure = Figure::new(kind, title, n as u64, Unit::Ns, of(Variant::Project))
@@ -338,7 +383,7 @@ fn idle_figures(plan: &Plan, exe: &Path) -> Result<Vec<Figure>> {
                 .peer(of(Variant::Peer));
             if n == plan.target_n() {
                 let ratio = figure.ratio().unwrap_or(f64::NAN);
-                figure = figure.check(Check::ratio_at_most("project ÷ raw", ratio, 1.5));
+                figure = figure.check(Check::ratio_at_most("project ÷ raw", ratio, target));
             }
             figures.push(figure);
         }
@@ -431,6 +476,66 @@ fn sink_figure(plan: &Plan) -> Result<Figure> {
         with / without,
         1.5,
     )))
+}
+
+/// Scenario 4c: the restart cycle with one live subscriber draining the
+/// lifecycle events, against the same cycle with none, interleaved.
+fn subscriber_figure(plan: &Plan) -> Result<Figure> {
+    let mut without = Vec::new();
+    let mut with = Vec::new();
+    let (mut received, mut missed) = (0, 0);
+    for round in 1..=plan.rounds {
+        for subscribed in [false, true] {
+            let observed = restart::observed_cycle(plan.restarts, subscribed, plan.limit)?;
+            progress(&format!(
+                "restart cycle with a subscriber round {round}/{}: {} {:.0} ns/restart{}",
+                plan.rounds,
+                if subscribed {
+                    "one subscriber"
+                } else {
+                    "no subscriber"
+                },
+                observed.ns,
+                if subscribed {
+                    format!(
+                        " ({} events received, {} missed)",
+                        observed.received, observed.missed
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+            if subscribed {
+                with.push(observed.ns);
+                received += observed.received;
+                missed += observed.missed;
+            } else {
+                without.push(observed.ns);
+            }
+        }
+    }
+    let (with, without) = (median(&with), median(&without));
+    let restarts = plan.restarts * plan.rounds as u64;
+    let per_restart = (received + missed) as f64 / restarts as f64;
+    let missed_share = missed as f64 / (received + missed).max(1) as f64;
+    Ok(Figure::new(
+        "restart_subscriber",
+        format!(
+            "4c restart cycle with one live subscriber draining `subscribe()`, ns/restart (without: {without:.0} ns; {per_restart:.1} events/restart, {:.1} % missed by lagging)",
+            missed_share * 100.0
+        ),
+        plan.restarts,
+        Unit::Ns,
+        with,
+    )
+    .check(Check::ratio_at_most(
+        "with subscriber ÷ without",
+        with / without,
+        1.3,
+    ))
+    .extra("without_ns", format!("{without:.1}"))
+    .extra("events_per_restart", format!("{per_restart:.3}"))
+    .extra("missed_share", format!("{missed_share:.4}")))
 }
 
 /// Scenario 2b: the live heap bytes a terminated service keeps, through the
@@ -720,6 +825,151 @@ fn soak_figure(plan: &Plan, exe: &Path) -> Result<Figure> {
     )))
 }
 
+/// Scenario 9, a fresh process per measurement: every control operation on
+/// N idle services, against raw tokio's equivalent (and tokio-graceful-shutdown's
+/// for stop).
+fn control_figures(plan: &Plan, exe: &Path) -> Result<Vec<Figure>> {
+    let n = plan.control_n;
+    let mut samples: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
+    let mut requests: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
+    for round in 1..=plan.rounds {
+        for op in Op::ALL {
+            for &variant in op.variants() {
+                let result = child(
+                    exe,
+                    &["control", variant.as_str(), op.as_str(), &n.to_string()],
+                    plan,
+                )?;
+                let ns = result["ns_per_op"];
+                progress(&format!(
+                    "control {op} n={n} round {round}/{}: {variant} {ns:.0} ns/service (requests {:.0})",
+                    plan.rounds, result["request_ns"],
+                ));
+                samples
+                    .entry((op.as_str(), variant.as_str()))
+                    .or_default()
+                    .push(ns);
+                requests
+                    .entry((op.as_str(), variant.as_str()))
+                    .or_default()
+                    .push(result["request_ns"]);
+            }
+        }
+    }
+    let mut figures = Vec::new();
+    for op in Op::ALL {
+        let of = |variant: Variant| median(&samples[&(op.as_str(), variant.as_str())]);
+        let (scenario, title) = match op {
+            Op::Stop => (
+                "control_stop",
+                "9 stop every idle service (all asked, then all awaited until terminated), ns/service (raw: cancel its token, join; tgs: initiate_shutdown, join)",
+            ),
+            Op::Restart => (
+                "control_restart",
+                "9 restart every idle service by call (until each new run runs), ns/service (raw: cancel, join, spawn again)",
+            ),
+            Op::Remove => (
+                "control_remove",
+                "9 remove every idle service (until forgotten), ns/service (raw: cancel, take out of a name map, join)",
+            ),
+        };
+        let requests_of = |variant: Variant| median(&requests[&(op.as_str(), variant.as_str())]);
+        let mut figure = Figure::new(scenario, title, n as u64, Unit::Ns, of(Variant::Project))
+            .raw(of(Variant::Raw))
+            .extra(
+                "request_ns",
+                format!("{:.1}", requests_of(Variant::Project)),
+            )
+            .extra(
+                "raw_request_ns",
+                format!("{:.1}", requests_of(Variant::Raw)),
+            );
+        if op.variants().contains(&Variant::Peer) {
+            figure = figure.peer(of(Variant::Peer));
+        }
+        figures.push(figure);
+    }
+    Ok(figures)
+}
+
+/// Scenario 10, a fresh process per measurement: temporary-service churn,
+/// ns per job and RSS growth.
+fn churn_figures(plan: &Plan, exe: &Path) -> Result<Vec<Figure>> {
+    let churn = plan.churn;
+    let mut ns: HashMap<&str, Vec<f64>> = HashMap::new();
+    let mut growth: HashMap<&str, Vec<f64>> = HashMap::new();
+    for round in 1..=plan.rounds {
+        for variant in Variant::ALL {
+            let result = child(
+                exe,
+                &[
+                    "churn",
+                    variant.as_str(),
+                    &churn.jobs.to_string(),
+                    &churn.in_flight.to_string(),
+                    &churn.warm_up.to_string(),
+                ],
+                plan,
+            )?;
+            progress(&format!(
+                "churn {} jobs, {} in flight, round {round}/{}: {variant} {:.0} ns/job, RSS {:.0} → {:.0} KiB",
+                churn.jobs,
+                churn.in_flight,
+                plan.rounds,
+                result["ns_per_job"],
+                result["rss_before"] / 1024.0,
+                result["rss_after"] / 1024.0,
+            ));
+            ns.entry(variant.as_str())
+                .or_default()
+                .push(result["ns_per_job"]);
+            growth
+                .entry(variant.as_str())
+                .or_default()
+                .push(result["growth_bytes"]);
+        }
+    }
+    let ns_of = |variant: Variant| median(&ns[variant.as_str()]);
+    let growth_of = |variant: Variant| median(&growth[variant.as_str()]);
+    let project_growth = growth_of(Variant::Project);
+    Ok(vec![
+        Figure::new(
+            "churn",
+            format!(
+                "10 temporary churn: one-shot temporary services, {} in flight, ns/job until forgotten (raw: `tokio::spawn`, joined through its permit)",
+                churn.in_flight
+            ),
+            churn.jobs as u64,
+            Unit::Ns,
+            ns_of(Variant::Project),
+        )
+        .raw(ns_of(Variant::Raw))
+        .peer(ns_of(Variant::Peer))
+        .extra("in_flight", churn.in_flight.to_string()),
+        Figure::new(
+            "churn_rss",
+            format!(
+                "10 temporary churn: RSS growth over N jobs after {} warm-up jobs (raw {}, tgs {})",
+                churn.warm_up,
+                Unit::Bytes.show(growth_of(Variant::Raw)),
+                Unit::Bytes.show(growth_of(Variant::Peer)),
+            ),
+            churn.jobs as u64,
+            Unit::Bytes,
+            project_growth,
+        )
+        .check(Check::value_at_most(
+            "RSS growth",
+            Unit::Bytes,
+            project_growth,
+            1024.0 * 1024.0,
+            true,
+        ))
+        .extra("raw_growth_bytes", format!("{:.0}", growth_of(Variant::Raw)))
+        .extra("tgs_growth_bytes", format!("{:.0}", growth_of(Variant::Peer))),
+    ])
+}
+
 /// The hidden entry point of the fresh processes: `--child <kind> <variant> <args…> <limit-secs>`.
 fn child_main(args: &[String]) -> Result<()> {
     let kind = args.first().context("missing child kind")?;
@@ -740,6 +990,21 @@ fn child_main(args: &[String]) -> Result<()> {
         )?,
         "memory" => idle::memory_child(variant, count(2, "n")? as usize, limit)?,
         "soak" => restart::soak_child(variant, count(2, "restarts")?, count(3, "warm-up")?, limit)?,
+        "control" => control::control_child(
+            variant,
+            Op::parse(args.get(2).context("missing control operation")?)?,
+            count(3, "n")? as usize,
+            limit,
+        )?,
+        "churn" => churn::churn_child(
+            variant,
+            Churn {
+                jobs: count(2, "jobs")? as usize,
+                in_flight: count(3, "jobs in flight")? as usize,
+                warm_up: count(4, "warm-up jobs")? as usize,
+            },
+            limit,
+        )?,
         // Not used by the run itself: single scenarios to profile
         // (`perf record … supervisor-bench --child cycle project 1000000 600`).
         "cycle" => vec![(
@@ -820,6 +1085,15 @@ fn progress(message: &str) {
     eprintln!("  {message}");
 }
 
+/// The machine-readable lines of BENCHMARKS.md at the workspace root, if it
+/// can be read: this run's figures are compared with them.
+fn recorded_run() -> Option<report::Recorded> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = manifest.parent().unwrap_or(manifest).join("BENCHMARKS.md");
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(report::Recorded::parse(&text))
+}
+
 /// `$CARGO_TARGET_DIR`, or the workspace's `target/`.
 fn default_target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -885,6 +1159,15 @@ fn notes(plan: &Plan) -> Vec<String> {
         format!(
             "Burst: each service's first run waits for a starting gun, then every service fails {}× with zero backoff; timed from the gun to the last service running again; N={} repeats the burst to reach {} restarts per measurement.",
             plan.burst_failures, plan.burst_ns[0], plan.burst_min_restarts
+        ),
+        "Restart with a subscriber (4c): the restart cycle run alternately with no subscriber and with one task draining `Supervisor::subscribe()` (default capacity 1024; events it misses by lagging are counted, not waited for).".to_owned(),
+        format!(
+            "Control (9): {} idle services run; then every one is asked (stop / restart / remove through its `ServiceHandle`), and all answers are awaited; timed from the first request to the last answer (restart: until every new run's body ran). raw keeps a child token and `JoinHandle` per task (remove: in a name-keyed `HashMap`); tgs has a per-subsystem stop only.",
+            plan.control_n
+        ),
+        format!(
+            "Temporary churn (10): {} one-shot jobs (`RestartPolicy::Never`, `temporary()`), at most {} in flight (a semaphore permit lives in each job's task), after {} warm-up jobs; timed until every job's task is gone (project: forgotten); RSS read after the warm-up and at the end. raw = bare `tokio::spawn`; tgs = a nested subsystem per job.",
+            plan.churn.jobs, plan.churn.in_flight, plan.churn.warm_up
         ),
         "next_backoff: base 100 ms, max 30 s, ×2, `reset()` every 8 calls (a realistic climb); allocations counted by `stats_alloc` in the separate `alloc-count` binary, after a warm-up.".to_owned(),
     ]

@@ -139,6 +139,25 @@ impl Arrivals {
         }
     }
 
+    /// How many arrived so far.
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Waits until at least `count` arrived, polling every millisecond
+    /// (for a setup step that is not timed: [`wait`](Self::wait) wakes only
+    /// at the target), failing after `limit`.
+    pub(crate) async fn wait_for_count(&self, count: usize, limit: Duration) -> Result<()> {
+        let started = now();
+        while self.count() < count {
+            if started.elapsed() > limit {
+                bail!("only {} of {count} arrivals after {limit:?}", self.count());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
+    }
+
     /// Waits until `target` arrivals, failing after `limit` (a broken
     /// scenario must fail, never hang CI).
     pub(crate) async fn wait(&self, limit: Duration) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The figures of a run, as one markdown table (ratios first) plus one
 //! machine-readable line per figure.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -21,7 +22,7 @@ impl Unit {
         }
     }
 
-    fn show(self, value: f64) -> String {
+    pub(crate) fn show(self, value: f64) -> String {
         match self {
             Unit::Ns if value.abs() < 100.0 => format!("{value:.1} ns"),
             Unit::Ns if value.abs() < 10_000_000.0 => format!("{value:.0} ns"),
@@ -224,6 +225,61 @@ pub(crate) struct Header {
     pub(crate) command: String,
     pub(crate) machine: Vec<String>,
     pub(crate) notes: Vec<String>,
+    /// The run recorded in BENCHMARKS.md, to compare this one with.
+    pub(crate) recorded: Option<Recorded>,
+}
+
+/// The machine-readable lines of a recorded run (BENCHMARKS.md), by
+/// scenario and N: the figure compared is the ratio to raw where there is
+/// one, else the checked value, else the project's value.
+#[derive(Debug, Default)]
+pub(crate) struct Recorded {
+    figures: HashMap<(String, u64), (&'static str, f64)>,
+}
+
+impl Recorded {
+    /// Reads every `scenario=… n=… …` line of `text`.
+    pub(crate) fn parse(text: &str) -> Self {
+        let mut figures = HashMap::new();
+        for line in text.lines().filter(|line| line.starts_with("scenario=")) {
+            let fields: HashMap<&str, &str> = line
+                .split_whitespace()
+                .filter_map(|field| field.split_once('='))
+                .collect();
+            let number = |key: &str| fields.get(key).and_then(|value| value.parse::<f64>().ok());
+            let (Some(scenario), Some(n)) = (
+                fields.get("scenario"),
+                fields.get("n").and_then(|n| n.parse().ok()),
+            ) else {
+                continue;
+            };
+            let value = number("ratio")
+                .map(|ratio| ("project ÷ raw", ratio))
+                .or_else(|| number("checked").map(|checked| ("checked", checked)))
+                .or_else(|| {
+                    fields
+                        .iter()
+                        .find(|(key, _)| key.starts_with("project_"))
+                        .and_then(|(_, value)| value.parse().ok())
+                        .map(|project| ("project", project))
+                });
+            if let Some(value) = value {
+                figures.insert(((*scenario).to_owned(), n), value);
+            }
+        }
+        Self { figures }
+    }
+
+    /// The recorded figure matching `figure`, and this run's.
+    fn compare(&self, figure: &Figure) -> Option<(&'static str, f64, f64)> {
+        let (what, recorded) = *self.figures.get(&(figure.scenario.to_owned(), figure.n))?;
+        let now = match what {
+            "project ÷ raw" => figure.ratio()?,
+            "checked" => figure.check.as_ref()?.value,
+            _ => figure.project,
+        };
+        Some((what, recorded, now))
+    }
 }
 
 /// The whole report as markdown.
@@ -272,6 +328,44 @@ pub(crate) fn markdown(header: &Header, figures: &[Figure]) -> String {
         let _ = writeln!(out);
         for note in &header.notes {
             let _ = writeln!(out, "- {note}");
+        }
+    }
+    if let Some(recorded) = &header.recorded {
+        let rows: Vec<String> = figures
+            .iter()
+            .filter_map(|figure| {
+                let (what, before, now) = recorded.compare(figure)?;
+                let show = |value: f64| match what {
+                    "project" => figure.unit.show(value),
+                    _ => format!("{value:.3}"),
+                };
+                let change = if before.abs() > f64::EPSILON {
+                    format!("{:.2}×", now / before)
+                } else {
+                    "—".to_owned()
+                };
+                Some(format!(
+                    "| {} | {} | {what} | {} | {} | {change} |",
+                    figure.scenario,
+                    figure.n,
+                    show(before),
+                    show(now)
+                ))
+            })
+            .collect();
+        if !rows.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n## Against the run recorded in BENCHMARKS.md\n\nSame scenario and N; ratios are within one run, so they compare across runs.\n"
+            );
+            let _ = writeln!(
+                out,
+                "| scenario | N | figure | recorded | this run | this ÷ recorded |"
+            );
+            let _ = writeln!(out, "|---|---:|---|---:|---:|---:|");
+            for row in rows {
+                let _ = writeln!(out, "{row}");
+            }
         }
     }
     let _ = writeln!(out, "\n## Machine-readable\n\n```text");

@@ -1,6 +1,7 @@
-//! Scenarios 4, 5 and 8: the restart cycle of one failing service, a burst of
-//! N services failing and restarting at once, and the soak (RSS before and
-//! after a million restarts).
+//! Scenarios 4, 5 and 8: the restart cycle of one failing service (4c: with
+//! one live subscriber to the lifecycle events), a burst of N services
+//! failing and restarting at once, and the soak (RSS before and after a
+//! million restarts).
 //!
 //! The project restarts a service inside its one task; raw tokio respawns the
 //! run as a task and awaits it (the loop the issue names as the baseline).
@@ -8,7 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
+use supervisor_core::{LifecycleEvents, RecvError};
 use tokio_util::sync::CancellationToken;
 
 use crate::fleet::{Fleet, Variant};
@@ -30,6 +32,77 @@ pub(crate) fn cycle(variant: Variant, restarts: u64, limit: Duration) -> Result<
         fleet.drain(limit).await?;
         Ok(per(elapsed, restarts))
     })
+}
+
+/// What [`observed_cycle`] measured.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Observed {
+    /// ns per restart.
+    pub(crate) ns: f64,
+    /// Events the subscriber received.
+    pub(crate) received: u64,
+    /// Events it missed because it fell behind (`RecvError::Lagged`).
+    pub(crate) missed: u64,
+}
+
+/// The restart cycle of the project (as [`cycle`]), with one live
+/// subscriber draining `Supervisor::subscribe()` in its own task when
+/// `subscribed`.
+pub(crate) fn observed_cycle(restarts: u64, subscribed: bool, limit: Duration) -> Result<Observed> {
+    let runtime = runtime()?;
+    run_on_worker(&runtime, async move {
+        let done = Arc::new(Arrivals::new(1));
+        let script = Arc::new(Script::failing(restarts, Arc::clone(&done)));
+        let mut fleet = Fleet::new(Variant::Project)?;
+        let subscriber = match fleet.supervisor() {
+            Some(supervisor) if subscribed => Some(tokio::spawn(listen(supervisor.subscribe()))),
+            _ => None,
+        };
+        let started = now();
+        fleet.spawn_restarting(&Arc::from("crasher"), &script)?;
+        done.wait(limit).await?;
+        let elapsed = started.elapsed();
+        check_restarts(&fleet, &[Arc::clone(&script)], restarts)?;
+        fleet.drain(limit).await?;
+        // The channel closes when the supervisor is gone.
+        drop(fleet);
+        let (received, missed) = match subscriber {
+            Some(subscriber) => tokio::time::timeout(limit, subscriber)
+                .await
+                .with_context(|| {
+                    format!("the event channel was still open {limit:?} after the supervisor was dropped")
+                })?
+                .context("the subscriber panicked")?,
+            None => (0, 0),
+        };
+        if subscribed {
+            // Every restart is at least one change of the lifecycle.
+            ensure!(
+                received + missed >= restarts,
+                "{received} events received and {missed} missed for {restarts} restarts"
+            );
+        }
+        Ok(Observed {
+            ns: per(elapsed, restarts),
+            received,
+            missed,
+        })
+    })
+}
+
+/// Drains `events` until the channel closes; the events received and missed.
+async fn listen(mut events: LifecycleEvents) -> (u64, u64) {
+    let (mut received, mut missed) = (0, 0);
+    loop {
+        match events.recv().await {
+            Ok(event) => {
+                std::hint::black_box(&event);
+                received += 1;
+            }
+            Err(RecvError::Lagged { missed: more }) => missed += more,
+            Err(_) => return (received, missed),
+        }
+    }
 }
 
 /// ns per restart while `n` services, released together, each fail
