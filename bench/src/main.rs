@@ -1011,6 +1011,10 @@ fn child_main(args: &[String]) -> Result<()> {
             "ns_per_restart",
             restart::cycle(variant, count(2, "restarts")?, limit)?,
         )],
+        "cycle-subscribed" => vec![(
+            "ns_per_restart",
+            restart::observed_cycle(count(2, "restarts")?, true, limit)?.ns,
+        )],
         "burst" => vec![(
             "ns_per_restart",
             restart::burst(

@@ -95,10 +95,10 @@ pub struct ServiceLifecycle {
     phase: ServicePhase,
     start_count: u64,
     failures: FailureCounts,
-    /// Boxed, like the reason below: a supervisor keeps one lifecycle per
-    /// service, and most services never fail or terminate, so the rare fields
-    /// stay out of line.
-    last_error: Option<Box<str>>,
+    /// Out of line, like the reason below: a supervisor keeps one lifecycle
+    /// per service, and most services never fail or terminate. Shared, so a
+    /// host reports it without copying it.
+    last_error: Option<Arc<str>>,
     current_backoff: Option<Duration>,
     termination_reason: Option<Box<TerminationReason>>,
     /// The `now` of the latest accepted transition. While `Running`, this is
@@ -296,6 +296,28 @@ impl ServiceLifecycle {
         self.last_error.as_deref()
     }
 
+    /// [`last_error`](Self::last_error), shared: a host that reports it (a
+    /// supervisor's event stream) clones the pointer, not the message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use supervisor_lifecycle::{FailureKind, ServiceLifecycle};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut lifecycle = ServiceLifecycle::new("feed", Duration::ZERO);
+    /// lifecycle.transition_to_running(Duration::ZERO)?;
+    /// lifecycle.record_failure(FailureKind::Error, "connection reset")?;
+    /// assert_eq!(lifecycle.last_error_shared().map(|e| &**e), Some("connection reset"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn last_error_shared(&self) -> Option<&Arc<str>> {
+        self.last_error.as_ref()
+    }
+
     /// The restart delay being waited out: `Some` only while
     /// [`BackingOff`](ServicePhase::BackingOff).
     ///
@@ -474,7 +496,7 @@ impl ServiceLifecycle {
         self.enter(ServicePhase::Terminated, now)?;
         if reason.is_abort() {
             self.failures.record(FailureKind::Timeout);
-            self.last_error = Some(reason.to_string().into_boxed_str());
+            self.last_error = Some(Arc::from(reason.to_string()));
         }
         self.termination_reason = Some(Box::new(reason));
         Ok(())
@@ -518,7 +540,7 @@ impl ServiceLifecycle {
             return Err(NotRunning::new(self.phase));
         }
         self.failures.record(kind);
-        self.last_error = Some(message.into().into_boxed_str());
+        self.last_error = Some(Arc::from(message.into()));
         self.seq = self.seq.saturating_add(1);
         Ok(())
     }

@@ -46,8 +46,9 @@ pub const DEFAULT_CLEAN_RESTART_DELAY: Duration = Duration::from_millis(100);
 /// ```
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How many [`LifecycleEvent`](crate::LifecycleEvent)s a subscriber may fall
-/// behind before it misses some, unless configured otherwise.
+/// How many deliveries of [`LifecycleEvent`](crate::LifecycleEvent)s a
+/// subscriber may fall behind before it misses some, unless configured
+/// otherwise (see [`SupervisorConfig::with_event_capacity`]).
 ///
 /// # Examples
 ///
@@ -250,9 +251,12 @@ impl SupervisorConfig {
         self
     }
 
-    /// How many events a [subscriber](crate::Supervisor::subscribe) may fall
-    /// behind before it misses the oldest ones (default 1024, at least 1).
-    /// The channel is allocated at the first subscription.
+    /// How many deliveries a [subscriber](crate::Supervisor::subscribe) may
+    /// fall behind before it misses the oldest ones (default 1024, at least
+    /// 1). A delivery carries the events one service produced since its
+    /// previous one (a restart cycle's three transitions travel together), so
+    /// the channel keeps at least this many events. It is allocated at the
+    /// first subscription.
     ///
     /// # Examples
     ///

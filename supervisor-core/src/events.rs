@@ -14,11 +14,17 @@
 //!    before it.
 //! 3. The channel is made at the first subscription: a supervisor without
 //!    subscribers allocates nothing for events.
+//! 4. Events travel in batches: the events one service queued between two
+//!    deliveries (a restart cycle's three transitions), sent by its one
+//!    deliverer at a time (see `slot.rs`), so a service's events stay in
+//!    order and a busy service pays one send per cycle, not one per event.
+//!    Batches are numbered by the events they carry, in channel order, so a
+//!    subscriber that lagged learns exactly how many events it missed.
 
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -144,6 +150,42 @@ pub struct LifecycleEvent {
     pub at: Duration,
 }
 
+/// A [`LifecycleEvent`] as queued and sent: without its service's name,
+/// which its batch carries once (the name's reference count is shared with
+/// the subscriber's thread: touching it per event costs more than the
+/// event).
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub(crate) seq: u64,
+    pub(crate) generation: u64,
+    pub(crate) kind: EventKind,
+    pub(crate) from: ServicePhase,
+    pub(crate) to: ServicePhase,
+    pub(crate) ready: bool,
+    pub(crate) reason: Option<TerminationReason>,
+    pub(crate) failure: Option<FailureKind>,
+    pub(crate) error: Option<Arc<str>>,
+    pub(crate) at: Duration,
+}
+
+impl Change {
+    fn into_event(self, service: Arc<str>) -> LifecycleEvent {
+        LifecycleEvent {
+            service,
+            seq: self.seq,
+            generation: self.generation,
+            kind: self.kind,
+            from: self.from,
+            to: self.to,
+            ready: self.ready,
+            reason: self.reason,
+            failure: self.failure,
+            error: self.error,
+            at: self.at,
+        }
+    }
+}
+
 /// Why [`LifecycleEvents::recv`] returned no event.
 ///
 /// # Examples
@@ -183,12 +225,51 @@ impl fmt::Display for RecvError {
 
 impl std::error::Error for RecvError {}
 
+/// The events a batch carries inline: a restart cycle's three transitions.
+/// Inline, so that a delivery allocates nothing (an allocation here is
+/// freed by the subscriber, on another thread, and the allocator's locks
+/// would then cost more than the events).
+const INLINE: usize = 3;
+
+/// Events of one service, in order, as one message on the channel.
+#[derive(Clone)]
+struct Batch {
+    /// How many events were sent on the channel before this batch.
+    first: u64,
+    service: Arc<str>,
+    inline: [Option<Change>; INLINE],
+    /// The events past the inline ones (rare: several changes between two
+    /// deliveries).
+    more: Option<Arc<[Change]>>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.inline.iter().flatten().count() + self.more.as_ref().map_or(0, |more| more.len())
+    }
+
+    /// The event at `index`, taken out of this (received) copy.
+    fn take(&mut self, index: usize) -> Option<LifecycleEvent> {
+        let change = match self.inline.get_mut(index) {
+            Some(change) => change.take(),
+            None => self
+                .more
+                .as_ref()
+                .and_then(|more| more.get(index - INLINE).cloned()),
+        };
+        Some(change?.into_event(Arc::clone(&self.service)))
+    }
+}
+
 /// The supervisor's side of the event channel.
 pub(crate) struct EventBus {
     subscribers: AtomicUsize,
     seq: AtomicU64,
     capacity: usize,
-    sender: OnceLock<broadcast::Sender<LifecycleEvent>>,
+    sender: OnceLock<broadcast::Sender<Batch>>,
+    /// Events sent so far; held across each send, so batches are numbered
+    /// in channel order.
+    sent: Mutex<u64>,
 }
 
 impl EventBus {
@@ -198,6 +279,7 @@ impl EventBus {
             seq: AtomicU64::new(0),
             capacity: capacity.max(1),
             sender: OnceLock::new(),
+            sent: Mutex::new(0),
         }
     }
 
@@ -216,12 +298,28 @@ impl EventBus {
         }
     }
 
-    /// Sends `event` to every subscriber (under the service's lock).
-    pub(crate) fn send(&self, event: LifecycleEvent) {
-        if let Some(sender) = self.sender.get() {
-            // No receiver left is not an error: the event is simply unheard.
-            let _ = sender.send(event);
-        }
+    /// Sends `events` (`service`'s, in order) to every subscriber, as one
+    /// batch; leaves `events` empty, with its capacity.
+    pub(crate) fn send(&self, service: &Arc<str>, events: &mut Vec<Change>) {
+        let Some(sender) = self.sender.get() else {
+            events.clear();
+            return;
+        };
+        let count = events.len() as u64;
+        let more = (events.len() > INLINE).then(|| events.drain(INLINE..).collect());
+        let mut drained = events.drain(..);
+        let inline = std::array::from_fn(|_| drained.next());
+        drop(drained);
+        let mut sent = self.sent.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = *sent;
+        *sent += count;
+        // No receiver left is not an error: the events are simply unheard.
+        let _ = sender.send(Batch {
+            first,
+            service: Arc::clone(service),
+            inline,
+            more,
+        });
     }
 
     /// A new subscription. Counted before the receiver exists, so a change
@@ -230,12 +328,20 @@ impl EventBus {
     pub(crate) fn subscribe(bus: &Arc<Self>) -> LifecycleEvents {
         bus.subscribers.fetch_add(1, Ordering::AcqRel);
         let guard = Subscription(Arc::downgrade(bus));
-        let receiver = bus
+        let sender = bus
             .sender
-            .get_or_init(|| broadcast::Sender::new(bus.capacity))
-            .subscribe();
+            .get_or_init(|| broadcast::Sender::new(bus.capacity));
+        // Under the numbering lock: the receiver sees exactly the batches
+        // numbered from here on.
+        let sent = bus.sent.lock().unwrap_or_else(PoisonError::into_inner);
+        let receiver = sender.subscribe();
+        let expected = *sent;
+        drop(sent);
         LifecycleEvents {
             next: ReusableBoxFuture::new(receive(receiver)),
+            batch: None,
+            at: 0,
+            expected,
             _subscription: guard,
         }
     }
@@ -254,11 +360,11 @@ impl Drop for Subscription {
 }
 
 type Received = (
-    Result<LifecycleEvent, broadcast::error::RecvError>,
-    broadcast::Receiver<LifecycleEvent>,
+    Result<Batch, broadcast::error::RecvError>,
+    broadcast::Receiver<Batch>,
 );
 
-async fn receive(mut receiver: broadcast::Receiver<LifecycleEvent>) -> Received {
+async fn receive(mut receiver: broadcast::Receiver<Batch>) -> Received {
     let result = receiver.recv().await;
     (result, receiver)
 }
@@ -294,6 +400,12 @@ async fn receive(mut receiver: broadcast::Receiver<LifecycleEvent>) -> Received 
 /// ```
 pub struct LifecycleEvents {
     next: ReusableBoxFuture<'static, Received>,
+    /// The batch being read, and the index of its next event.
+    batch: Option<Batch>,
+    at: usize,
+    /// The number of the next event: after a lag, the next batch's number
+    /// says how many were missed.
+    expected: u64,
     _subscription: Subscription,
 }
 
@@ -332,12 +444,33 @@ impl LifecycleEvents {
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<LifecycleEvent, RecvError>> {
-        let (result, receiver) = ready!(self.next.poll(cx));
-        self.next.set(receive(receiver));
-        Poll::Ready(result.map_err(|error| match error {
-            broadcast::error::RecvError::Lagged(missed) => RecvError::Lagged { missed },
-            broadcast::error::RecvError::Closed => RecvError::Closed,
-        }))
+        loop {
+            if let Some(batch) = &mut self.batch {
+                if let Some(event) = batch.take(self.at) {
+                    self.at += 1;
+                    return Poll::Ready(Ok(event));
+                }
+                self.batch = None;
+            }
+            let (result, receiver) = ready!(self.next.poll(cx));
+            self.next.set(receive(receiver));
+            match result {
+                Ok(batch) => {
+                    let missed = batch.first.saturating_sub(self.expected);
+                    self.expected = batch.first + batch.len() as u64;
+                    self.batch = Some(batch);
+                    self.at = 0;
+                    if missed > 0 {
+                        return Poll::Ready(Err(RecvError::Lagged { missed }));
+                    }
+                }
+                // The next batch says how many events were missed.
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Poll::Ready(Err(RecvError::Closed));
+                }
+            }
+        }
     }
 }
 

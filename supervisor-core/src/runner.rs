@@ -58,13 +58,13 @@ pub(crate) struct Runner<S> {
 /// most services, for ever) the task carries only the validated config and
 /// the seed, not the whole state.
 ///
-/// Equivalent to a state made at spawn: nothing but the start of the current
-/// run changes a fresh state before its first failure.
+/// Equivalent to a state made at spawn: before its first failure, a state
+/// only learns when each run started, which matters only to a reset on
+/// cooldown, a no-op on a fresh state.
 pub(crate) struct LazyBackoff {
     /// Shared: most services use the supervisor's default.
     config: Arc<BackoffConfig>,
     seed: u64,
-    run_started: Duration,
     state: Option<Box<BackoffState>>,
 }
 
@@ -75,13 +75,11 @@ impl LazyBackoff {
         Ok(Self {
             config,
             seed,
-            run_started: Duration::ZERO,
             state: None,
         })
     }
 
     fn record_start(&mut self, now: Duration) {
-        self.run_started = now;
         if let Some(state) = &mut self.state {
             state.record_start(now);
         }
@@ -97,11 +95,7 @@ impl LazyBackoff {
     fn state(&mut self) -> Result<&mut BackoffState, InvalidBackoff> {
         let state = match self.state.take() {
             Some(state) => state,
-            None => {
-                let mut state = Box::new(BackoffState::new(*self.config, self.seed)?);
-                state.record_start(self.run_started);
-                state
-            }
+            None => Box::new(BackoffState::new(*self.config, self.seed)?),
         };
         Ok(self.state.insert(state))
     }
@@ -126,12 +120,14 @@ enum RunEnd {
     Dropped,
 }
 
-/// Where a run asked to stop stands.
-enum Stopping {
-    No,
-    /// The timer, and the timeout it runs for.
-    Until(Pin<Box<tokio::time::Sleep>>, Duration),
-    Forever,
+/// What a run's end comes to, before the policy.
+enum Settled {
+    /// The run ended on its own: the policy decides.
+    ByPolicy(Exit),
+    /// A restart was asked for, and is made.
+    Restarted,
+    /// The service terminated.
+    Over,
 }
 
 /// What to do after the restart delay is decided.
@@ -171,33 +167,13 @@ impl<S: Service> Runner<S> {
 
             let end = self.run_once().await;
             now = self.telemetry().now();
-            // Invariant 4: what was asked while the run ran, or as it ended.
-            let exit = match (end, self.slot.take_request()) {
-                (RunEnd::Returned(exit), Asked::Nothing) => exit,
-                (end, Asked::Stop(cause)) => {
-                    self.stopped(now, end, &cause);
-                    break;
-                }
-                (end, Asked::Restart | Asked::Nothing) => {
-                    if self.restarted(now, end).is_err() {
-                        break;
-                    }
-                    continue;
-                }
+            let exit = match self.settle(end, now) {
+                Settled::ByPolicy(exit) => exit,
+                Settled::Restarted => continue,
+                Settled::Over => break,
             };
 
-            // Once the supervisor shuts down, nothing is restarted: a service
-            // that ends on its own while the drain has not asked it to stop
-            // yet (it waits for its dependants) stops for the shutdown.
-            if self.shared.cancel.is_cancelled() && self.would_restart(&exit) {
-                self.stopped(now, RunEnd::Returned(exit), &StopCause::Shutdown);
-                break;
-            }
-            let next = match exit {
-                Exit::Clean => self.after_clean_exit(now).await,
-                Exit::Failed { kind, message } => self.after_failure(kind, message, now).await,
-            };
-            match next {
+            match self.after_run(exit, now).await {
                 Next::Restart { at } => {
                     now = at;
                     let restarting = self.slot.transition_at(
@@ -220,6 +196,22 @@ impl<S: Service> Runner<S> {
 
     fn telemetry(&self) -> &Telemetry {
         &self.shared.telemetry
+    }
+
+    /// Invariant 4: what was asked while the run ran, or as it ended, decides
+    /// first. (Not async, so that nothing of it lives in the task's state.)
+    fn settle(&mut self, end: RunEnd, now: Duration) -> Settled {
+        match (end, self.slot.take_request()) {
+            (RunEnd::Returned(exit), Asked::Nothing) => Settled::ByPolicy(exit),
+            (end, Asked::Stop(cause)) => {
+                self.stopped(now, end, &cause);
+                Settled::Over
+            }
+            (end, Asked::Restart | Asked::Nothing) => match self.restarted(now, end) {
+                Ok(()) => Settled::Restarted,
+                Err(_) => Settled::Over,
+            },
+        }
     }
 
     /// Before each start: a stop asked for ends the service here; then the
@@ -299,52 +291,52 @@ impl<S: Service> Runner<S> {
         // machine keeps only the run and a pointer to the stop timer. The
         // outcome becomes an `Exit` at once: the service's error type need
         // not be `Send`, so it must not live across an `.await`.
-        let mut stopping = Stopping::No;
+        // Asked to stop; then the stop timer, if the timeout is finite. One
+        // variable, so the closure below keeps one pointer to both.
+        let mut stop: (bool, Option<Pin<Box<tokio::time::Sleep>>>) = (false, None);
         let end = std::future::poll_fn(|cx| {
+            let (asked, timer) = &mut stop;
             if let Poll::Ready(outcome) = poll_run(run.as_mut(), cx) {
                 let exit = Exit::from_outcome(outcome);
-                return Poll::Ready(match stopping {
-                    Stopping::No => RunEnd::Returned(exit),
-                    Stopping::Until(..) | Stopping::Forever => RunEnd::Stopped(exit),
+                return Poll::Ready(if *asked {
+                    RunEnd::Stopped(exit)
+                } else {
+                    RunEnd::Returned(exit)
                 });
             }
             if self.contexts.take_ready() {
                 self.slot
                     .mark_ready(self.telemetry(), self.telemetry().now());
+                self.flush();
             }
-            let (timer, timeout) = match &mut stopping {
-                Stopping::Until(timer, timeout) => (timer, *timeout),
-                Stopping::Forever => return Poll::Pending,
-                Stopping::No if self.slot.poll_asked(cx) => {
-                    self.enter_stopping();
-                    let timeout = match self.slot.spec.stop_timeout {
-                        StopTimeout::Immediate => return Poll::Ready(RunEnd::Dropped),
-                        StopTimeout::After(timeout) => Some(timeout),
-                        StopTimeout::Infinity => None,
-                    };
-                    self.contexts.cancel();
-                    // The cancellation may let the run return at once.
-                    if let Poll::Ready(outcome) = poll_run(run.as_mut(), cx) {
-                        return Poll::Ready(RunEnd::Stopped(Exit::from_outcome(outcome)));
-                    }
-                    let Some(timeout) = timeout else {
-                        stopping = Stopping::Forever;
-                        return Poll::Pending;
-                    };
-                    // Boxed: the timer exists only while a run is asked to
-                    // stop, and keeping it out of the task's state machine
-                    // keeps every service smaller.
-                    stopping = Stopping::Until(Box::pin(tokio::time::sleep(timeout)), timeout);
-                    let Stopping::Until(timer, _) = &mut stopping else {
-                        return Poll::Pending;
-                    };
-                    (timer, timeout)
+            if !*asked {
+                if !self.slot.poll_asked(cx) {
+                    return Poll::Pending;
                 }
-                Stopping::No => return Poll::Pending,
+                *asked = true;
+                self.enter_stopping();
+                let timeout = match self.slot.spec.stop_timeout {
+                    StopTimeout::Immediate => return Poll::Ready(RunEnd::Dropped),
+                    StopTimeout::After(timeout) => Some(timeout),
+                    StopTimeout::Infinity => None,
+                };
+                self.contexts.cancel();
+                // The cancellation may let the run return at once.
+                if let Poll::Ready(outcome) = poll_run(run.as_mut(), cx) {
+                    return Poll::Ready(RunEnd::Stopped(Exit::from_outcome(outcome)));
+                }
+                // Boxed: the timer exists only while a run is asked to stop,
+                // and keeping it out of the task's state machine keeps every
+                // service smaller.
+                *timer = timeout.map(|timeout| Box::pin(tokio::time::sleep(timeout)));
+            }
+            let Some(stop_timer) = timer else {
+                return Poll::Pending; // No timeout: wait as long as it takes.
             };
-            match timer.as_mut().poll(cx) {
+            match stop_timer.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     tracing::warn!("service did not stop in time: aborted");
+                    let timeout = self.slot.spec.stop_timeout.duration().unwrap_or_default();
                     Poll::Ready(RunEnd::Aborted(timeout))
                 }
                 Poll::Pending => Poll::Pending,
@@ -442,6 +434,24 @@ impl<S: Service> Runner<S> {
         match (self.slot.spec.policy, exit) {
             (RestartPolicy::Always, _) | (RestartPolicy::OnFailure, Exit::Failed { .. }) => true,
             (RestartPolicy::OnFailure, Exit::Clean) | (RestartPolicy::Never, _) => false,
+        }
+    }
+
+    /// What the policy makes of a run that returned on its own. The exit is
+    /// moved in here, so that it does not live in the task's state machine
+    /// next to the run.
+    async fn after_run(&mut self, exit: Exit, now: Duration) -> Next {
+        // Once the supervisor drains, nothing is restarted: a service that
+        // ends on its own while the drain has not asked it to stop yet (it
+        // waits for its dependants) stops for the shutdown. (The drain's
+        // flag, not the token: reading a token takes its lock.)
+        if self.shared.is_draining() && self.would_restart(&exit) {
+            self.stopped(now, RunEnd::Returned(exit), &StopCause::Shutdown);
+            return Next::Stop;
+        }
+        match exit {
+            Exit::Clean => self.after_clean_exit(now).await,
+            Exit::Failed { kind, message } => self.after_failure(kind, message, now).await,
         }
     }
 
@@ -572,7 +582,7 @@ impl<S: Service> Runner<S> {
                 self.stop_idle(now, &cause);
                 Next::Stop
             }
-            Asked::Restart | Asked::Nothing if self.shared.cancel.is_cancelled() => {
+            Asked::Restart | Asked::Nothing if self.shared.is_draining() => {
                 self.stop_idle(now, &StopCause::Shutdown);
                 Next::Stop
             }

@@ -28,14 +28,13 @@ use lifecycle::TerminationReason;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument as _;
 
 use crate::context::RunContexts;
 use crate::drain::{DrainLog, DrainReport, ShutdownCause};
 use crate::panics::take_message;
 use crate::runner::{LazyBackoff, Runner};
 use crate::slot::{Refusal, ServiceSlot, Spec, StopCause};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{InSpan, Telemetry};
 use crate::{ControlError, Service, SpawnError, SpawnOptions, StopTimeout, SupervisorConfig};
 
 pub(crate) type Registry = HashMap<Arc<str>, Arc<ServiceSlot>>;
@@ -183,7 +182,7 @@ impl Shared {
         let span = tracing::info_span!("service", service = %name, policy = %policy);
         // An `async fn` taking `self` by value would keep the runner twice in
         // the task (the argument and its binding); borrowing it keeps it once.
-        let task = async move { runner.run().await }.instrument(span);
+        let task = InSpan::new(async move { runner.run().await }, span);
 
         // Invariant 1.
         let (task, replaced) = {

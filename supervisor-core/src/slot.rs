@@ -42,7 +42,7 @@ use lifecycle::{
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use crate::events::{EventKind, LifecycleEvent};
+use crate::events::{Change as EventChange, EventKind};
 use crate::telemetry::{SinkEvent, SinkHandle, Standing, Telemetry};
 use crate::{RestartPolicy, StopTimeout};
 
@@ -82,8 +82,10 @@ pub(crate) struct ServiceSlot {
 /// What the slot's lock protects.
 struct ServiceState {
     lifecycle: ServiceLifecycle,
-    /// `None` when no sink listens, and once everything was delivered after
-    /// the entry's removal.
+    /// What is queued for the sinks and the subscribers. `None` while
+    /// nobody listens (made at spawn if a sink listens, at the first event
+    /// heard otherwise), and once everything was delivered after the entry's
+    /// removal.
     outbox: Option<Box<Outbox>>,
     /// The task's abort handle, until the service terminates.
     abort: Option<AbortHandle>,
@@ -119,12 +121,28 @@ struct Dependants {
     list: Vec<Weak<ServiceSlot>>,
 }
 
-/// Events queued for the sinks, and the sinks' handles for this service.
+/// Events queued for the sinks and for the subscribers, and the sinks'
+/// handles for this service.
 struct Outbox {
     events: Vec<SinkEvent>,
+    lifecycle: Vec<EventChange>,
     /// Out of the slot (`None`) while a deliverer holds them: at most one
-    /// deliverer at a time.
+    /// deliverer at a time. Empty when no sink listens.
     handles: Option<Box<[SinkHandle]>>,
+}
+
+impl Outbox {
+    fn new(handles: Box<[SinkHandle]>) -> Box<Self> {
+        Box::new(Self {
+            events: Vec::new(),
+            lifecycle: Vec::new(),
+            handles: Some(handles),
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.lifecycle.is_empty()
+    }
 }
 
 /// What the host asked of the service.
@@ -227,7 +245,7 @@ impl ServiceState {
 
     /// Everything an accepted change entails besides the sinks (invariant
     /// 2): its number, its event, readiness, waiters and dependants.
-    fn changed(&mut self, name: &Arc<str>, telemetry: &Telemetry, change: Change, now: Duration) {
+    fn changed(&mut self, telemetry: &Telemetry, change: Change, now: Duration) {
         let lifecycle = &mut self.lifecycle;
         let to = lifecycle.phase();
         let heard = telemetry.events.is_heard();
@@ -244,8 +262,7 @@ impl ServiceState {
                 }
                 _ => None,
             };
-            telemetry.events.send(LifecycleEvent {
-                service: Arc::clone(name),
+            let event = EventChange {
                 seq,
                 generation: lifecycle.start_count(),
                 kind: change.kind,
@@ -254,9 +271,13 @@ impl ServiceState {
                 ready: lifecycle.is_ready(),
                 reason,
                 failure,
-                error: failure.and(lifecycle.last_error()).map(Arc::from),
+                error: failure.and(lifecycle.last_error_shared().cloned()),
                 at: now,
-            });
+            };
+            self.outbox
+                .get_or_insert_with(|| Outbox::new(Box::default()))
+                .lifecycle
+                .push(event);
         }
         let standing = if self.removed {
             Standing::Clear
@@ -326,12 +347,9 @@ impl ServiceSlot {
         now: Duration,
         telemetry: &Telemetry,
     ) -> Self {
-        let outbox = telemetry.has_sinks().then(|| {
-            Box::new(Outbox {
-                events: Vec::new(),
-                handles: Some(telemetry.new_handles()),
-            })
-        });
+        let outbox = telemetry
+            .has_sinks()
+            .then(|| Outbox::new(telemetry.new_handles()));
         Self {
             state: Mutex::new(ServiceState {
                 lifecycle: ServiceLifecycle::new(Arc::clone(&name), now),
@@ -368,7 +386,7 @@ impl ServiceSlot {
         let mut state = self.lock();
         state.emit(telemetry, SinkEvent::Spawned);
         let change = state.before(EventKind::Spawned);
-        state.changed(&self.name, telemetry, change, now);
+        state.changed(telemetry, change, now);
     }
 
     /// Forgets the service (it is out of the registry): queues
@@ -384,7 +402,7 @@ impl ServiceSlot {
             outbox.events.push(SinkEvent::Removed);
         }
         let change = state.before(EventKind::Removed);
-        state.changed(&self.name, telemetry, change, now);
+        state.changed(telemetry, change, now);
         true
     }
 
@@ -449,7 +467,7 @@ impl ServiceSlot {
         if let Some(event) = also(&state.lifecycle) {
             state.emit(telemetry, event);
         }
-        state.changed(&self.name, telemetry, change, now);
+        state.changed(telemetry, change, now);
         Ok(())
     }
 
@@ -458,7 +476,7 @@ impl ServiceSlot {
         let mut state = self.lock();
         let change = state.before(EventKind::Ready);
         if let Ok(true) = state.lifecycle.mark_ready() {
-            state.changed(&self.name, telemetry, change, now);
+            state.changed(telemetry, change, now);
         }
     }
 
@@ -562,7 +580,7 @@ impl ServiceSlot {
             );
             state.emit(telemetry, SinkEvent::Terminated(Box::new((reason, uptime))));
         }
-        state.changed(&self.name, telemetry, change, now);
+        state.changed(telemetry, change, now);
         Some(handle)
     }
 
@@ -821,57 +839,70 @@ impl ServiceSlot {
         check(&state.lifecycle, &entered, state.removed)
     }
 
-    /// Delivers the queued events to the sinks, outside the lock.
+    /// Delivers the queued events to the sinks and the subscribers, outside
+    /// the lock.
     ///
     /// If another thread is delivering this service's events (or this thread
     /// is, further up the stack: a sink called back into the supervisor), the
     /// events stay queued and that deliverer delivers them after its current
-    /// one: this call returns at once.
+    /// ones: this call returns at once.
     pub(crate) fn flush(&self, telemetry: &Telemetry) {
-        if !telemetry.has_sinks() {
+        if !telemetry.has_sinks() && !telemetry.events.is_heard() {
             return;
         }
         let mut batch = Vec::new();
+        let mut heard = Vec::new();
         let mut handles = {
             let mut state = self.lock();
             let Some(outbox) = &mut state.outbox else {
                 return;
             };
-            if outbox.events.is_empty() {
+            if outbox.is_empty() {
                 return;
             }
             let Some(handles) = outbox.handles.take() else {
                 return;
             };
             std::mem::swap(&mut batch, &mut outbox.events);
+            std::mem::swap(&mut heard, &mut outbox.lifecycle);
             handles
         };
         loop {
             for event in batch.drain(..) {
                 telemetry.deliver(&self.name, &mut handles, &event);
             }
+            if !heard.is_empty() {
+                telemetry.events.send(&self.name, &mut heard);
+            }
             let mut state = self.lock();
             let terminated = !state.lifecycle.phase().is_alive();
             let Some(outbox) = &mut state.outbox else {
                 return;
             };
-            if !outbox.events.is_empty() {
+            if !outbox.is_empty() {
                 std::mem::swap(&mut batch, &mut outbox.events);
+                std::mem::swap(&mut heard, &mut outbox.lifecycle);
                 continue;
             }
-            if handles
+            let released = handles
                 .iter()
-                .all(|handle| matches!(handle, SinkHandle::Released))
-            {
-                // Nothing more will ever be delivered for this entry.
+                .all(|handle| matches!(handle, SinkHandle::Released));
+            if terminated && released {
+                // Nothing more will be delivered to a sink for this entry:
+                // its removal's event, if anyone listens, makes a new outbox.
                 state.outbox = None;
                 return;
             }
-            // Keep the (empty) buffer with its capacity for the next events,
-            // unless the service is over: then free it.
-            if !terminated {
-                outbox.events = batch;
+            if terminated {
+                // Only the removal is left to deliver: keep the handles, free
+                // the buffers.
+                outbox.handles = Some(handles);
+                return;
             }
+            // Keep the (empty) buffers with their capacity for the next
+            // events.
+            outbox.events = batch;
+            outbox.lifecycle = heard;
             outbox.handles = Some(handles);
             return;
         }

@@ -101,8 +101,6 @@ fn a_hundred_thousand_temporary_jobs_leave_no_entry_no_series_and_flat_memory() 
         let live = change.bytes_allocated as isize - change.bytes_deallocated as isize;
         let measured = JOBS - WARM_UP;
         println!("temporary: jobs={measured} live_heap_growth={live} bytes");
-        let exposition = supervisor_prometheus::render_prometheus_text(&registry).unwrap();
-
         assert!(
             live < MAX_LIVE_GROWTH,
             "the live heap grew by {live} bytes over {measured} jobs"
