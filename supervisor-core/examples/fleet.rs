@@ -1,61 +1,141 @@
 //! The demo fleet: five services with different temperaments, supervised for
-//! real until Ctrl-C, SIGTERM or `--duration SECS`.
+//! real until Ctrl-C, SIGTERM or `--duration SECS`, watched through the
+//! supervisor's lifecycle events.
 //!
 //! ```text
-//! cargo run --example fleet                 # until Ctrl-C / SIGTERM
-//! cargo run --example fleet -- --duration 8 # stops by itself after 8 s
+//! cargo run --example fleet                            # until Ctrl-C / SIGTERM
+//! cargo run --example fleet -- --duration 8            # stops by itself after 8 s
+//! cargo run --example fleet -- --chaos                 # stops, restarts, removes services
+//! cargo run --example fleet -- --fail-critical-after 3 # the critical service dies: exit 2
 //! cargo run --example fleet -- --metrics-addr 127.0.0.1:0   # any free port
 //! ```
 //!
 //! It serves Prometheus metrics on `http://127.0.0.1:9898/metrics` by default
 //! and prints the address it bound.
 //!
-//! - `market-feed`: healthy, runs until shutdown;
+//! # The fleet
+//!
+//! - `market-feed`: healthy, runs until shutdown. It is *critical* (the fleet
+//!   is useless without prices): if it fails for good, everything is drained
+//!   and the demo exits 2. `--fail-critical-after SECS` makes each of its runs
+//!   fail from then on, so its circuit breaker trips a second or two later;
 //! - `order-consumer`: fails three times ("broker unavailable"), then recovers;
 //! - `price-poller`: always fails: its circuit breaker trips;
-//! - `risk-engine`: panics now and then, restarted each time;
-//! - `stubborn-worker`: ignores cancellation, aborted at the shutdown timeout.
+//! - `risk-engine`: loads its limits, then says it is ready; panics now and
+//!   then, restarted each time;
+//! - `stubborn-worker`: ignores cancellation, aborted at its stop timeout
+//!   (the 2 s shutdown timeout).
 //!
-//! Lifecycle transitions are logged as they happen; a status table of every
-//! service is printed each second; the final metrics are printed at the end.
+//! # What it prints
+//!
+//! Everything comes from one `Supervisor::subscribe` stream, joined to the
+//! snapshots without a gap: a line per lifecycle event (time since start,
+//! service, the change, with the failure or the termination reason), and a
+//! status table of every service, redrawn when something changed (at most
+//! once a second, never while nothing happens). With `--chaos`, what the chaos
+//! task asked for and what the call returned. At the end: the table, the
+//! final metrics, the drain report, and whether the table built from events
+//! agrees with the supervisor's own snapshots. The supervisor's per-service
+//! logs are off by default (the events say the same); `RUST_LOG=info` shows
+//! them.
+//!
+//! # Chaos
+//!
+//! With `--chaos`, every 1 to 2 s a task picks a service of the fleet and a
+//! control call (stop, restart or remove), from a fixed seed, and prints the
+//! call, then its result: `Ok`, or the typed `ControlError` (restarting a
+//! service that has terminated, stopping one that was removed, …). A service
+//! it removed is spawned again 3 s later. It uses the public API only.
+//! Stopping or removing the critical `market-feed` does not shut the fleet
+//! down: only a failure of it does.
+//!
+//! # Exit codes
+//!
+//! - 0: the fleet was drained after SIGTERM or Ctrl-C, after `--duration`,
+//!   or because a critical service *completed* (`market-feed` never does: it
+//!   is restarted whenever it returns);
+//! - 1: the demo could not run (a bad argument, the metrics address in use,
+//!   no signal handler), or a service was still active after the drain;
+//! - 2: the critical `market-feed` failed for good; the fleet was drained
+//!   first, and stderr says ``critical service `market-feed` failed: …``.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use futures::FutureExt as _;
 use supervisor_core::{
-    BackoffConfig, RestartPolicy, ServiceContext, SpawnOptions, Supervisor, SupervisorConfig,
-    service_fn,
+    BackoffConfig, DrainReport, EventKind, LifecycleEvent, LifecycleEvents, RecvError,
+    RestartPolicy, ServiceContext, ServiceFn, ServiceHandle, ServiceLifecycleSnapshot,
+    ServicePhase, ShutdownError, SpawnError, SpawnOptions, Supervisor, SupervisorConfig,
+    TerminationReason, service_fn,
 };
 use supervisor_prometheus::prometheus_client::registry::Registry;
 use supervisor_prometheus::{MetricsServer, PrometheusSink};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::time::Instant;
 
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The services of the fleet, in the order they are spawned.
+const FLEET: [&str; 5] = [
+    "market-feed",
+    "order-consumer",
+    "price-poller",
+    "risk-engine",
+    "stubborn-worker",
+];
+
+/// The service the process cannot do without.
+const CRITICAL: &str = "market-feed";
+
+/// The exit code when the critical service failed for good.
+const CRITICAL_FAILED: u8 = 2;
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_target(false)
-        .init();
-
-    // One log line per panic instead of the default hook's backtrace: the
-    // supervisor catches the panic and logs its message with the failure.
-    std::panic::set_hook(Box::new(|info| {
-        let location = info.location().map(ToString::to_string).unwrap_or_default();
-        tracing::error!(%location, "a service panicked");
-    }));
-
+async fn main() -> anyhow::Result<ExitCode> {
     let args = parse_args()?;
 
     // Metrics: a Prometheus registry fed by the supervisor's events, served on
     // `/metrics`. Swapping the back-end is the one `with_metrics_sink` line.
     let mut registry = Registry::default();
     let sink = Arc::new(PrometheusSink::register(&mut registry));
+    // The supervisor's clock (every event's `at`) starts with it, within
+    // microseconds of this one: the logs and the demo's lines share it.
+    let clock = Clock(Instant::now());
+    let supervisor = Supervisor::new(
+        SupervisorConfig::default()
+            .with_shutdown_timeout(SHUTDOWN_TIMEOUT)
+            .with_metrics_sink(sink),
+    );
+
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,supervisor_core::runner=error".into()),
+        )
+        .with_target(false)
+        .with_timer(clock)
+        .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .init();
+    // One log line per panic instead of the default hook's backtrace: the
+    // supervisor catches the panic and reports its message with the failure.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(ToString::to_string).unwrap_or_default();
+        tracing::error!(%location, "a service panicked");
+    }));
+
+    // Subscribe, then read the snapshots: the view misses nothing and repeats
+    // nothing (here before the first spawn, so it starts empty).
+    let events = supervisor.subscribe();
+    let table = LiveTable::join(supervisor.lifecycle_snapshots());
+
     let server = MetricsServer::bind(args.metrics_addr, Arc::new(registry))
         .await
         .with_context(|| format!("cannot serve metrics on {}", args.metrics_addr))?;
@@ -63,16 +143,25 @@ async fn main() -> anyhow::Result<()> {
     let (stop_metrics, metrics_stopped) = stop_signal();
     let metrics_task = tokio::spawn(server.run(metrics_stopped));
 
-    let supervisor = Supervisor::new(
-        SupervisorConfig::default()
-            .with_shutdown_timeout(SHUTDOWN_TIMEOUT)
-            .with_metrics_sink(sink),
-    );
-    spawn_fleet(&supervisor)?;
-    let duration = args.duration;
+    let (notes, notes_received) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_view, view_stopped) = stop_signal();
+    let view = tokio::spawn(live_view(
+        supervisor.clone(),
+        table,
+        events,
+        notes_received,
+        view_stopped,
+    ));
 
-    let status = tokio::spawn(print_status_every_second(supervisor.clone()));
-    if let Some(duration) = duration {
+    let fleet = Fleet {
+        supervisor: supervisor.clone(),
+        critical_fails_at: args.fail_critical_after.map(|after| Instant::now() + after),
+    };
+    for name in FLEET {
+        fleet.spawn(name)?;
+    }
+    let chaos = args.chaos.then(|| tokio::spawn(chaos(fleet, clock, notes)));
+    if let Some(duration) = args.duration {
         let supervisor = supervisor.clone();
         tokio::spawn(async move {
             tokio::time::sleep(duration).await;
@@ -81,15 +170,54 @@ async fn main() -> anyhow::Result<()> {
         });
     }
 
-    let report = supervisor
-        .run_until_shutdown()
-        .await
-        .context("cannot install the signal handlers")?;
-    status.abort();
+    let (report, critical_failure) = match supervisor.run_until_shutdown().await {
+        Ok(report) => (report, None),
+        Err(ShutdownError::CriticalFailed {
+            service,
+            reason,
+            report,
+        }) => (
+            report,
+            Some(format!("critical service `{service}` failed: {reason}")),
+        ),
+        Err(error) => return Err(error).context("cannot install the signal handlers"),
+    };
+    // Every service has terminated: the chaos task's last call has returned,
+    // and every event is in the view's channel.
+    if let Some(chaos) = chaos {
+        chaos.await.context("the chaos task panicked")?;
+    }
+    let _ = stop_view.send(());
+    let table = view.await.context("the live view panicked")?;
     let _ = stop_metrics.send(());
     let _ = metrics_task.await;
 
-    print_table(&supervisor);
+    table.print();
+    let active = print_summary(&supervisor, &table, &report);
+    if active != 0 {
+        bail!("{active} services still active after drain");
+    }
+    if let Some(failure) = critical_failure {
+        eprintln!("{failure}: exiting with status {CRITICAL_FAILED}");
+        return Ok(ExitCode::from(CRITICAL_FAILED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints whether the live `table` agrees with the supervisor, the final
+/// metrics and the drain `report`; returns how many services are still
+/// active.
+fn print_summary(supervisor: &Supervisor, table: &LiveTable, report: &DrainReport) -> u64 {
+    match table
+        .disagreements(&supervisor.lifecycle_snapshots())
+        .as_slice()
+    {
+        [] => println!("the live view agrees with the supervisor's snapshots"),
+        differences => println!(
+            "the live view DISAGREES with the supervisor's snapshots:\n  {}",
+            differences.join("\n  ")
+        ),
+    }
     let m = supervisor.metrics().snapshot();
     println!(
         "final metrics: spawned_total={} terminated_total={} active_services={} restarts_total={} circuit_breaker_trips={} failures_error={} failures_panic={} failures_timeout={}",
@@ -102,39 +230,43 @@ async fn main() -> anyhow::Result<()> {
         m.failures.panic,
         m.failures.timeout,
     );
+    let cause = report
+        .cause
+        .as_ref()
+        .map_or_else(|| "every service ended".to_owned(), ToString::to_string);
+    println!(
+        "drained in {:.2}s (cause: {cause})",
+        report.took.as_secs_f64()
+    );
     println!("aborted at the shutdown timeout: {:?}", report.aborted);
-    if m.active_services != 0 {
-        bail!("{} services still active after drain", m.active_services);
-    }
-    Ok(())
+    m.active_services
 }
 
 struct Args {
     duration: Option<Duration>,
     metrics_addr: SocketAddr,
+    chaos: bool,
+    fail_critical_after: Option<Duration>,
 }
 
-const USAGE: &str = "usage: fleet [--duration SECS] [--metrics-addr ADDR]";
+const USAGE: &str =
+    "usage: fleet [--duration SECS] [--metrics-addr ADDR] [--chaos] [--fail-critical-after SECS]";
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = std::env::args().skip(1);
     let mut parsed = Args {
         duration: None,
         metrics_addr: supervisor_prometheus::DEFAULT_ADDR,
+        chaos: false,
+        fail_critical_after: None,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--duration" => {
-                let secs: f64 = args
-                    .next()
-                    .context("--duration needs a number of seconds")?
-                    .parse()
-                    .context("--duration takes a number of seconds")?;
-                parsed.duration = Some(
-                    Duration::try_from_secs_f64(secs)
-                        .context("--duration must be a non-negative number of seconds")?,
-                );
+            "--duration" => parsed.duration = Some(seconds(&arg, args.next())?),
+            "--fail-critical-after" => {
+                parsed.fail_critical_after = Some(seconds(&arg, args.next())?)
             }
+            "--chaos" => parsed.chaos = true,
             "--metrics-addr" => {
                 parsed.metrics_addr = args
                     .next()
@@ -152,7 +284,17 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(parsed)
 }
 
-/// A one-shot stop signal for the metrics server.
+/// The value of `flag`: a non-negative number of seconds.
+fn seconds(flag: &str, value: Option<String>) -> anyhow::Result<Duration> {
+    let secs: f64 = value
+        .with_context(|| format!("{flag} needs a number of seconds"))?
+        .parse()
+        .with_context(|| format!("{flag} takes a number of seconds"))?;
+    Duration::try_from_secs_f64(secs)
+        .with_context(|| format!("{flag} must be a non-negative number of seconds"))
+}
+
+/// A one-shot stop signal for a task.
 fn stop_signal() -> (tokio::sync::oneshot::Sender<()>, impl Future<Output = ()>) {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     (tx, async move {
@@ -160,130 +302,581 @@ fn stop_signal() -> (tokio::sync::oneshot::Sender<()>, impl Future<Output = ()>)
     })
 }
 
-fn spawn_fleet(supervisor: &Supervisor) -> anyhow::Result<()> {
-    let quick = |base_ms: u64, max_ms: u64| {
-        BackoffConfig::new(
-            Duration::from_millis(base_ms),
-            Duration::from_millis(max_ms),
-        )
-    };
+/// Time since the demo started, on the clock of the events' `at` (the
+/// supervisor is created right after it).
+#[derive(Clone, Copy)]
+struct Clock(Instant);
 
-    supervisor.spawn_service(
-        service_fn("market-feed", |ctx: ServiceContext| async move {
-            let mut ticks = 0_u64;
-            loop {
-                tokio::select! {
-                    () = ctx.cancelled() => break,
-                    () = tokio::time::sleep(Duration::from_millis(250)) => ticks += 1,
-                }
-            }
-            tracing::info!(ticks, "market-feed closed its connection");
-            anyhow::Ok(())
-        })
-        .with_restart_policy(RestartPolicy::Always),
-    )?;
-
-    let attempts = Arc::new(AtomicU32::new(0));
-    supervisor.spawn_service_with_options(
-        service_fn("order-consumer", move |ctx: ServiceContext| {
-            let attempts = Arc::clone(&attempts);
-            async move {
-                let attempt = attempts.fetch_add(1, Ordering::Relaxed);
-                if attempt < 3 {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    bail!("broker unavailable (attempt {})", attempt + 1);
-                }
-                ctx.cancelled().await;
-                Ok(())
-            }
-        }),
-        SpawnOptions::with_backoff(quick(200, 2_000)),
-    )?;
-
-    supervisor.spawn_service_with_options(
-        service_fn("price-poller", |_ctx: ServiceContext| async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            Err::<(), _>(std::io::Error::new(
-                std::io::ErrorKind::ConnectionRefused,
-                "upstream refused the connection",
-            ))
-        }),
-        SpawnOptions::with_backoff(
-            quick(100, 400).with_circuit_breaker(4, Duration::from_secs(30)),
-        ),
-    )?;
-
-    let runs = Arc::new(AtomicU32::new(0));
-    supervisor.spawn_service_with_options(
-        service_fn("risk-engine", move |ctx: ServiceContext| {
-            let runs = Arc::clone(&runs);
-            async move {
-                let run = runs.fetch_add(1, Ordering::Relaxed);
-                tokio::select! {
-                    () = ctx.cancelled() => return anyhow::Ok(()),
-                    () = tokio::time::sleep(Duration::from_millis(1_500)) => {}
-                }
-                if run % 2 == 0 {
-                    panic!("risk limits table corrupted (run {run})");
-                }
-                ctx.cancelled().await;
-                Ok(())
-            }
-        })
-        .with_restart_policy(RestartPolicy::OnFailure),
-        SpawnOptions::with_backoff(quick(300, 3_000)),
-    )?;
-
-    supervisor.spawn_service(service_fn(
-        "stubborn-worker",
-        |_ctx: ServiceContext| async move {
-            // Ignores its cancellation token on purpose.
-            loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            #[allow(unreachable_code)]
-            anyhow::Ok(())
-        },
-    ))?;
-    Ok(())
+impl Clock {
+    fn now(self) -> Duration {
+        self.0.elapsed()
+    }
 }
 
-async fn print_status_every_second(supervisor: Supervisor) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.tick().await;
+impl tracing_subscriber::fmt::time::FormatTime for Clock {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        w.write_str(&stamp(self.now()))
+    }
+}
+
+/// A time since the start, as every line of the demo begins.
+fn stamp(at: Duration) -> String {
+    format!("{:>8.3}s", at.as_secs_f64())
+}
+
+/// What spawns the services of the fleet, at the start and again after the
+/// chaos task removed one.
+#[derive(Clone)]
+struct Fleet {
+    supervisor: Supervisor,
+    /// When `--fail-critical-after` makes the critical service fail.
+    critical_fails_at: Option<Instant>,
+}
+
+impl Fleet {
+    /// Spawns the service of the fleet called `name`, from scratch.
+    fn spawn(&self, name: &str) -> Result<ServiceHandle, SpawnError> {
+        let quick = |base_ms: u64, max_ms: u64| {
+            BackoffConfig::new(
+                Duration::from_millis(base_ms),
+                Duration::from_millis(max_ms),
+            )
+        };
+        let supervisor = &self.supervisor;
+        match name {
+            "market-feed" => {
+                let fails_at = self.critical_fails_at;
+                let feed = service_fn("market-feed", move |ctx: ServiceContext| async move {
+                    let revoked = async {
+                        match fails_at {
+                            Some(at) => tokio::time::sleep_until(at).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    let mut revoked = std::pin::pin!(revoked);
+                    let mut ticks = 0_u64;
+                    loop {
+                        tokio::select! {
+                            () = ctx.cancelled() => break,
+                            () = &mut revoked => bail!("the exchange revoked the session"),
+                            () = tokio::time::sleep(Duration::from_millis(250)) => ticks += 1,
+                        }
+                    }
+                    tracing::info!(ticks, "market-feed closed its connection");
+                    Ok(())
+                })
+                .with_restart_policy(RestartPolicy::Always);
+                // Failing for good (its breaker trips) shuts the fleet down.
+                let options = SpawnOptions::with_backoff(
+                    quick(200, 2_000).with_circuit_breaker(3, Duration::from_secs(30)),
+                )
+                .critical();
+                supervisor.spawn_service_with_options(feed, options)
+            }
+            "order-consumer" => {
+                let consumer = numbered("order-consumer", |ctx, attempt| async move {
+                    if attempt < 3 {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        bail!("broker unavailable (attempt {})", attempt + 1);
+                    }
+                    ctx.cancelled().await;
+                    Ok(())
+                });
+                supervisor.spawn_service_with_options(
+                    consumer,
+                    SpawnOptions::with_backoff(quick(200, 2_000)),
+                )
+            }
+            "price-poller" => {
+                let poller = service_fn("price-poller", |_ctx: ServiceContext| async move {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Err::<(), _>(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionRefused,
+                        "upstream refused the connection",
+                    ))
+                });
+                supervisor.spawn_service_with_options(
+                    poller,
+                    SpawnOptions::with_backoff(
+                        quick(100, 400).with_circuit_breaker(4, Duration::from_secs(30)),
+                    ),
+                )
+            }
+            "risk-engine" => {
+                let engine = numbered("risk-engine", |ctx, run| async move {
+                    // Loads its limits table, then takes orders.
+                    tokio::select! {
+                        () = ctx.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(Duration::from_millis(300)) => ctx.ready(),
+                    }
+                    tokio::select! {
+                        () = ctx.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(Duration::from_millis(1_200)) => {}
+                    }
+                    if run % 2 == 0 {
+                        panic!("risk limits table corrupted (run {run})");
+                    }
+                    ctx.cancelled().await;
+                    Ok(())
+                })
+                .with_restart_policy(RestartPolicy::OnFailure);
+                supervisor.spawn_service_with_options(
+                    engine,
+                    SpawnOptions::with_backoff(quick(300, 3_000)).signals_readiness(),
+                )
+            }
+            "stubborn-worker" => {
+                let worker = service_fn("stubborn-worker", |_ctx: ServiceContext| async move {
+                    // Ignores its cancellation token on purpose.
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    #[allow(unreachable_code)]
+                    anyhow::Ok(())
+                });
+                supervisor.spawn_service(worker)
+            }
+            other => unreachable!("`{other}` is not a service of the fleet"),
+        }
+    }
+}
+
+/// `service_fn`, where each run also gets its number: 0 for the first run
+/// of this spawn.
+fn numbered<F, Fut>(
+    name: &'static str,
+    run: F,
+) -> ServiceFn<impl Fn(ServiceContext) -> Fut + Send + Sync + 'static>
+where
+    F: Fn(ServiceContext, u32) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    let runs = AtomicU32::new(0);
+    service_fn(name, move |ctx: ServiceContext| {
+        run(ctx, runs.fetch_add(1, Ordering::Relaxed))
+    })
+}
+
+/// The least time between two tables.
+const REDRAW_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a change waits for the ones that come with it (a stop is two
+/// transitions) before the table is drawn.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// A line of the chaos task for the view, and how the view says it printed
+/// it.
+type Note = (String, tokio::sync::oneshot::Sender<()>);
+
+/// The live view: prints each event as it comes, and each of the chaos
+/// task's `notes` after the events that came before it; redraws `table`
+/// after changes, until `stopped`. Then reads what is still queued, and
+/// returns the table.
+async fn live_view(
+    supervisor: Supervisor,
+    mut table: LiveTable,
+    mut events: LifecycleEvents,
+    mut notes: UnboundedReceiver<Note>,
+    stopped: impl Future<Output = ()>,
+) -> LiveTable {
+    let mut stopped = std::pin::pin!(stopped);
+    let mut drawn_at: Option<Instant> = None;
+    let mut changed_at: Option<Instant> = None;
+    let mut more_notes = true;
     loop {
-        tick.tick().await;
-        print_table(&supervisor);
+        let draw_at = changed_at.map(|changed| {
+            let settled = changed + SETTLE;
+            drawn_at.map_or(settled, |drawn| settled.max(drawn + REDRAW_EVERY))
+        });
+        tokio::select! {
+            // Events first: a note comes after the events its call caused.
+            biased;
+            received = events.recv() => {
+                if !table.receive(received, &supervisor) {
+                    break;
+                }
+                if table.changed {
+                    table.changed = false;
+                    changed_at.get_or_insert_with(Instant::now);
+                }
+            }
+            note = notes.recv(), if more_notes => match note {
+                Some((line, printed)) => {
+                    println!("{line}");
+                    let _ = printed.send(());
+                }
+                None => more_notes = false,
+            },
+            () = tokio::time::sleep_until(draw_at.unwrap_or_else(Instant::now)), if draw_at.is_some() => {
+                table.print();
+                drawn_at = Some(Instant::now());
+                changed_at = None;
+            }
+            () = &mut stopped => break,
+        }
+    }
+    // Without the cooperative budget, a queued event is never reported as
+    // pending: this reads exactly what is queued.
+    while let Some(received) = tokio::task::unconstrained(events.recv()).now_or_never() {
+        if !table.receive(received, &supervisor) {
+            break;
+        }
+    }
+    while let Ok((line, printed)) = notes.try_recv() {
+        println!("{line}");
+        let _ = printed.send(());
+    }
+    table
+}
+
+/// The status table, built from lifecycle events.
+struct LiveTable {
+    rows: BTreeMap<Arc<str>, Row>,
+    /// An event changed the table since this was last cleared.
+    changed: bool,
+}
+
+/// One service, as the events told it.
+struct Row {
+    phase: ServicePhase,
+    ready: bool,
+    starts: u64,
+    failures: u64,
+    last_error: Option<Arc<str>>,
+    reason: Option<TerminationReason>,
+    /// When the latest change happened.
+    since: Duration,
+    /// The number of the latest change applied.
+    seq: u64,
+}
+
+impl LiveTable {
+    /// The table as of `snapshots`, taken after subscribing.
+    fn join(snapshots: Vec<ServiceLifecycleSnapshot>) -> Self {
+        let rows = snapshots
+            .into_iter()
+            .map(|s| {
+                let row = Row {
+                    phase: s.phase,
+                    ready: s.ready,
+                    starts: s.start_count,
+                    failures: s.failures.total(),
+                    last_error: s.last_error.map(Arc::from),
+                    reason: s.termination_reason,
+                    since: s.last_transition_at,
+                    seq: s.seq,
+                };
+                (Arc::from(s.service_name), row)
+            })
+            .collect();
+        Self {
+            rows,
+            changed: true,
+        }
+    }
+
+    /// Handles what the subscription returned: applies and prints an event,
+    /// joins again after a lag. Returns `false` once the supervisor is gone.
+    fn receive(
+        &mut self,
+        received: Result<LifecycleEvent, RecvError>,
+        supervisor: &Supervisor,
+    ) -> bool {
+        match received {
+            Ok(event) => {
+                if self.apply(&event) {
+                    println!(
+                        "{}  {:<16} {}",
+                        stamp(event.at),
+                        event.service,
+                        describe(&event)
+                    );
+                    self.changed = true;
+                }
+                true
+            }
+            Err(RecvError::Lagged { missed }) => {
+                println!("live view: missed {missed} events, joining again from the snapshots");
+                *self = Self::join(supervisor.lifecycle_snapshots());
+                true
+            }
+            Err(_closed) => false,
+        }
+    }
+
+    /// Applies `event` unless the table includes it already (its service's
+    /// row has a change as recent); returns whether it did.
+    fn apply(&mut self, event: &LifecycleEvent) -> bool {
+        let known = self.rows.get_mut(&event.service);
+        if known.as_ref().is_some_and(|row| row.seq >= event.seq) {
+            return false;
+        }
+        match (event.kind, known) {
+            (EventKind::Spawned, _) => {
+                let row = Row {
+                    phase: event.to,
+                    ready: event.ready,
+                    starts: event.generation,
+                    failures: 0,
+                    last_error: None,
+                    reason: None,
+                    since: event.at,
+                    seq: event.seq,
+                };
+                self.rows.insert(Arc::clone(&event.service), row);
+            }
+            (EventKind::Removed, _) => {
+                self.rows.remove(&event.service);
+            }
+            // A service the table does not know: one spawned and removed
+            // before the snapshots were taken (an old incarnation).
+            (_, None) => return false,
+            (_, Some(row)) => {
+                row.phase = event.to;
+                row.ready = event.ready;
+                row.starts = event.generation;
+                row.since = event.at;
+                row.seq = event.seq;
+                if event.failure.is_some() {
+                    row.failures += 1;
+                    row.last_error.clone_from(&event.error);
+                }
+                if let Some(reason) = &event.reason {
+                    row.reason = Some(reason.clone());
+                }
+            }
+        }
+        true
+    }
+
+    fn print(&self) {
+        let mut out = format!(
+            "\n  {:<20} {:<12} {:<5} {:>4} {:>5} {:>8}   LAST ERROR / REASON\n",
+            "SERVICE (* critical)", "PHASE", "READY", "RUN", "FAILS", "SINCE"
+        );
+        for (name, row) in &self.rows {
+            let name = if &**name == CRITICAL {
+                format!("{name} *")
+            } else {
+                name.to_string()
+            };
+            let detail = row
+                .reason
+                .as_ref()
+                .map(ToString::to_string)
+                .or_else(|| row.last_error.as_deref().map(str::to_owned))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {name:<20} {:<12} {:<5} {:>4} {:>5} {:>8.1}s   {}",
+                row.phase.to_string(),
+                if row.ready { "yes" } else { "no" },
+                row.starts,
+                row.failures,
+                row.since.as_secs_f64(),
+                truncate(&detail, 60),
+            );
+        }
+        println!("{out}");
+    }
+
+    /// Where the table differs from the supervisor's `snapshots`.
+    fn disagreements(&self, snapshots: &[ServiceLifecycleSnapshot]) -> Vec<String> {
+        let mut found = Vec::new();
+        for s in snapshots {
+            let Some(row) = self.rows.get(s.service_name.as_str()) else {
+                found.push(format!("{}: no row", s.service_name));
+                continue;
+            };
+            let ours = (
+                row.phase,
+                row.ready,
+                row.starts,
+                row.failures,
+                row.reason.as_ref(),
+            );
+            let theirs = (
+                s.phase,
+                s.ready,
+                s.start_count,
+                s.failures.total(),
+                s.termination_reason.as_ref(),
+            );
+            if ours != theirs {
+                found.push(format!(
+                    "{}: events say {ours:?}, the snapshot {theirs:?}",
+                    s.service_name
+                ));
+            }
+        }
+        for name in self.rows.keys() {
+            if !snapshots.iter().any(|s| *s.service_name == **name) {
+                found.push(format!("{name}: a row, but no such service"));
+            }
+        }
+        found
     }
 }
 
-fn print_table(supervisor: &Supervisor) {
-    let mut out = String::from(
-        "\n  SERVICE          PHASE        STARTS  FAILS  UPTIME    LAST ERROR / REASON\n",
-    );
-    for s in supervisor.lifecycle_snapshots() {
-        let detail = s
-            .termination_reason
-            .as_ref()
-            .map(ToString::to_string)
-            .or_else(|| s.last_error.clone())
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "  {:<16} {:<12} {:>6}  {:>5}  {:>6.1}s   {}\n",
-            s.service_name,
-            s.phase.to_string(),
-            s.start_count,
-            s.failures.total(),
-            s.cumulative_running_time.as_secs_f64(),
-            truncate(&detail, 60),
-        ));
+/// One event, in words: `running → backing off (error: …)`.
+fn describe(event: &LifecycleEvent) -> String {
+    match event.kind {
+        EventKind::Transition => {
+            let mut text = format!("{} → {}", event.from, event.to);
+            let reason = event.reason.as_ref().map(ToString::to_string);
+            if let (Some(kind), Some(error)) = (event.failure, &event.error) {
+                // Said once where the reason quotes the error (a panic, an
+                // abort, an unrecoverable error).
+                if !reason
+                    .as_ref()
+                    .is_some_and(|reason| reason.contains(&**error))
+                {
+                    let _ = write!(text, " ({kind}: {error})");
+                }
+            }
+            if event.to == ServicePhase::Running {
+                let ready = if event.ready { ", ready" } else { "" };
+                let _ = write!(text, " (run {}{ready})", event.generation);
+            }
+            if let Some(reason) = reason {
+                let _ = write!(text, ": {reason}");
+            }
+            text
+        }
+        other => other.as_str().to_owned(),
     }
-    println!("{out}");
 }
 
 fn truncate(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
+    }
+}
+
+/// How long a service the chaos task removed stays away.
+const RESPAWN_AFTER: Duration = Duration::from_secs(3);
+
+/// The chaos task: every 1 to 2 s, a control call on a service of the
+/// fleet, picked from a fixed seed; spawns again what it removed, after
+/// [`RESPAWN_AFTER`]. Its lines are notes for the view, each printed before
+/// the task goes on: a call is announced before the events it causes, and
+/// its result comes once the events of what it did are out. Returns once
+/// shutdown has begun.
+async fn chaos(fleet: Fleet, clock: Clock, notes: UnboundedSender<Note>) {
+    let supervisor = &fleet.supervisor;
+    let note = |text: String| {
+        let (printed, was_printed) = tokio::sync::oneshot::channel();
+        let _ = notes.send((format!("{}  chaos: {text}", stamp(clock.now())), printed));
+        async move {
+            // An error means the view is gone: nothing will be printed.
+            let _ = was_printed.await;
+        }
+    };
+    // Its own subscription, to know when the events of a call are out.
+    let mut events = supervisor.subscribe();
+    let mut random = SplitMix64(0x00c0_ffee);
+    let mut removed: Vec<(&str, Instant)> = Vec::new();
+    loop {
+        let pause = Duration::from_millis(1_000 + random.below(1_000));
+        tokio::select! {
+            () = supervisor.cancel_token().cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        let now = Instant::now();
+        for &(name, _) in removed
+            .iter()
+            .filter(|(_, at)| now.duration_since(*at) >= RESPAWN_AFTER)
+        {
+            let (result, seq) = outcome(fleet.spawn(name), |handle| {
+                (String::new(), Some(handle.snapshot().seq))
+            });
+            caught_up(&mut events, name, seq).await;
+            note(format!("spawn {name} again → {result}")).await;
+        }
+        removed.retain(|(_, at)| now.duration_since(*at) < RESPAWN_AFTER);
+
+        let name = FLEET[random.below(FLEET.len() as u64) as usize];
+        let action = ["stop", "restart", "remove"][random.below(3) as usize];
+        note(format!("{action} {name}")).await;
+        let (result, seq) = match action {
+            "stop" => outcome(supervisor.stop_service(name).await, |last| {
+                let text = format!(" (terminated: {})", reason_of(&last));
+                (text, Some(last.seq))
+            }),
+            "restart" => outcome(supervisor.restart_service(name).await, |()| {
+                let seq = supervisor.service_lifecycle(name).map(|now| now.seq);
+                (String::new(), seq)
+            }),
+            _ => {
+                let result = supervisor.remove_service(name).await;
+                if result.is_ok() {
+                    removed.push((name, Instant::now()));
+                }
+                outcome(result, |last| {
+                    let text = format!(" (terminated: {}; forgotten)", reason_of(&last));
+                    (text, Some(last.seq))
+                })
+            }
+        };
+        caught_up(&mut events, name, seq).await;
+        note(format!("{action} {name} → {result}")).await;
+    }
+}
+
+/// `Ok` and what `ok` says of the value, or the typed error; and the `seq`
+/// of the change the call made, if `ok` knows it.
+fn outcome<T, E: std::fmt::Debug>(
+    result: Result<T, E>,
+    ok: impl FnOnce(T) -> (String, Option<u64>),
+) -> (String, Option<u64>) {
+    match result {
+        Ok(value) => {
+            let (text, seq) = ok(value);
+            (format!("Ok{text}"), seq)
+        }
+        Err(error) => (format!("Err({error:?})"), None),
+    }
+}
+
+/// Waits until `events` has delivered the change `seq` of `service`, so the
+/// view has it too; a second at the most.
+async fn caught_up(events: &mut LifecycleEvents, service: &str, seq: Option<u64>) {
+    let Some(seq) = seq else {
+        return;
+    };
+    let delivered = async {
+        loop {
+            match events.recv().await {
+                Ok(event) if *event.service == *service && event.seq >= seq => return,
+                Err(RecvError::Closed) => return,
+                // Older events, or a lag (the change is then among the ones
+                // still to come).
+                _ => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), delivered).await;
+}
+
+/// Why a service's final snapshot says it terminated.
+fn reason_of(last: &ServiceLifecycleSnapshot) -> String {
+    last.termination_reason
+        .as_ref()
+        .map_or_else(|| last.phase.to_string(), ToString::to_string)
+}
+
+/// A small deterministic generator (SplitMix64): the chaos is the same on
+/// every run, only its timing differs.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A number in `0..bound`.
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % bound
     }
 }

@@ -1,13 +1,19 @@
 //! The demo as a real process: built with cargo and started, it is sent
 //! SIGTERM once its circuit breaker has tripped, and exits 0 within its
 //! shutdown timeout with every service drained and the one that ignores
-//! cancellation reported as aborted. A real Prometheus scrapes it.
+//! cancellation reported as aborted. A real Prometheus scrapes it. With
+//! `--chaos` it stops, restarts and removes services and still drains and
+//! exits 0 on SIGTERM; with `--fail-critical-after` its critical service
+//! fails for good and it exits 2 by itself, naming the service. Every run
+//! checks that the table the demo built from the lifecycle events agrees
+//! with the supervisor's final snapshots.
 //!
 //! Real time on purpose: this is the only test of the signal handling and of
 //! the demo's output. Nothing sleeps for a fixed time: each step waits for
 //! what it needs (a line of the demo's stdout, its exit, an answer of
 //! Prometheus) up to a generous deadline, so a fast machine finishes in about
-//! the demo's own timings (the breaker trips about 1 s in, the drain waits
+//! the demo's own timings (the breaker trips about 1 s in, the chaos task has
+//! stopped, restarted and removed a service about 11 s in, the drain waits
 //! out the 2 s shutdown timeout) and a slow one still passes. Unix only (it
 //! sends SIGTERM with `kill`).
 
@@ -29,13 +35,20 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 const EXIT_MARGIN: Duration = Duration::from_secs(3);
 
 /// The longest any one step may take on a slow machine before the test fails:
-/// a line of stdout, a value in Prometheus.
+/// a line of stdout, a value in Prometheus, the demo exiting by itself.
 const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The demo's exit code when its critical service failed for good.
+const CRITICAL_FAILED: i32 = 2;
+
+/// What the demo prints when the table it built from the events agrees with
+/// the supervisor's final snapshots.
+const VIEW_AGREES: &str = "the live view agrees with the supervisor's snapshots";
 
 #[tokio::test]
 async fn the_demo_drains_every_service_on_sigterm_and_exits_0() {
     let fleet = build_the_demo();
-    let mut demo = Demo::start(&fleet);
+    let mut demo = Demo::start(&fleet, &[]);
 
     // Run at least until `price-poller`'s circuit breaker has tripped: by then
     // it has restarted four times.
@@ -82,6 +95,76 @@ async fn the_demo_drains_every_service_on_sigterm_and_exits_0() {
         .find_map(|line| line.strip_prefix("aborted at the shutdown timeout: "))
         .unwrap_or_else(|| panic!("no aborted list\n{output}"));
     assert_eq!(aborted, r#"["stubborn-worker"]"#, "{output}");
+    assert_drained_truthfully(&stdout, &output);
+}
+
+#[tokio::test]
+async fn the_demo_survives_its_chaos_task_and_drains_on_sigterm() {
+    let fleet = build_the_demo();
+    let mut demo = Demo::start(&fleet, &["--chaos"]);
+
+    // The chaos task picks its calls from a fixed seed: the first ones to
+    // succeed are a removal about 5 s in, a stop about 9 s and a restart
+    // about 11 s in.
+    let calls = ["stop", "restart", "remove"];
+    demo.wait_for_stdout("a stop, a restart and a removal that succeeded", |stdout| {
+        calls
+            .iter()
+            .all(|call| chaos_success(stdout, call).is_some())
+            .then_some(())
+    })
+    .await;
+
+    demo.terminate().await;
+    let status = demo.wait_for_exit(SHUTDOWN_TIMEOUT + EXIT_MARGIN).await;
+    let output = demo.output();
+    let stdout = demo.stdout();
+    assert!(status.success(), "the demo exited with {status}\n{output}");
+
+    // What the chaos task says it did, the events say too.
+    for call in calls {
+        let (service, ok, lines) = chaos_success(&stdout, call).expect("seen before SIGTERM");
+        let changes: Vec<&str> = event_changes(&lines, service).collect();
+        let shown = match call {
+            "stop" => {
+                let reason = ok
+                    .strip_prefix(" (terminated: ")
+                    .and_then(|reason| reason.strip_suffix(')'))
+                    .unwrap_or_else(|| panic!("a stop's `Ok` names the reason: {ok}"));
+                changes.iter().any(|change| {
+                    change.contains("→ terminated") && change.ends_with(&format!(": {reason}"))
+                })
+            }
+            "restart" => changes
+                .iter()
+                .any(|change| change.ends_with("→ restarting")),
+            _ => changes.contains(&"removed"),
+        };
+        assert!(
+            shown,
+            "the events do not show the {call} of {service} (Ok{ok}): {changes:?}\n{output}"
+        );
+    }
+    assert_drained_truthfully(&stdout, &output);
+}
+
+#[tokio::test]
+async fn the_demo_exits_2_naming_its_critical_service_when_it_fails_for_good() {
+    let fleet = build_the_demo();
+    let mut demo = Demo::start(&fleet, &["--fail-critical-after", "1"]);
+
+    // No signal: the critical service's circuit breaker trips a second or
+    // two after it starts failing, and the demo drains and exits by itself.
+    let status = demo.wait_for_exit(PATIENCE).await;
+    let output = demo.output();
+    let stdout = demo.stdout();
+    assert_eq!(status.code(), Some(CRITICAL_FAILED), "{output}");
+    assert!(
+        demo.stderr()
+            .contains("critical service `market-feed` failed: circuit breaker open after"),
+        "{output}"
+    );
+    assert_drained_truthfully(&stdout, &output);
 }
 
 #[tokio::test]
@@ -90,7 +173,7 @@ async fn a_real_prometheus_scrapes_the_demo_and_sees_the_flaky_service_restart()
         return;
     };
     let fleet = build_the_demo();
-    let mut demo = Demo::start(&fleet);
+    let mut demo = Demo::start(&fleet, &[]);
     let addr = demo
         .wait_for_stdout("the metrics address", |stdout| {
             stdout.lines().find_map(|line| {
@@ -153,10 +236,12 @@ struct Demo {
 }
 
 impl Demo {
-    fn start(fleet: &Path) -> Self {
+    /// Starts the demo with `args` besides the metrics address.
+    fn start(fleet: &Path, args: &[&str]) -> Self {
         let mut child = Command::new(fleet)
             // Any free port for its `/metrics`, so runs never collide.
             .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(args)
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -179,11 +264,15 @@ impl Demo {
         self.stdout.borrow().text.clone()
     }
 
+    fn stderr(&self) -> String {
+        self.stderr.borrow().text.clone()
+    }
+
     fn output(&self) -> String {
         format!(
             "--- stdout\n{}\n--- stderr\n{}",
             self.stdout(),
-            self.stderr.borrow().text
+            self.stderr()
         )
     }
 
@@ -223,10 +312,7 @@ impl Demo {
     async fn wait_for_exit(&mut self, limit: Duration) -> ExitStatus {
         let status = match tokio::time::timeout(limit, self.child.wait()).await {
             Ok(status) => status.expect("the demo's status"),
-            Err(_elapsed) => panic!(
-                "the demo did not exit within {limit:?} of SIGTERM\n{}",
-                self.output()
-            ),
+            Err(_elapsed) => panic!("the demo did not exit within {limit:?}\n{}", self.output()),
         };
         for reader in self.readers.drain(..) {
             reader.await.expect("a pipe reader");
@@ -301,4 +387,47 @@ fn final_metrics(stdout: &str) -> Vec<(String, u64)> {
             (key.to_owned(), value)
         })
         .collect()
+}
+
+/// What every run of the demo ends with: no service still active, and the
+/// table it built from the events agreeing with the supervisor's snapshots.
+fn assert_drained_truthfully(stdout: &str, output: &str) {
+    let metrics = final_metrics(stdout);
+    assert!(
+        metrics.contains(&("active_services".to_owned(), 0)),
+        "a service outlived the drain\n{output}"
+    );
+    assert!(
+        stdout.contains(VIEW_AGREES),
+        "the live view disagrees with the snapshots\n{output}"
+    );
+}
+
+/// The chaos task's first `call` (`stop`, `restart`, `remove`) that
+/// returned `Ok` (`<time>  chaos: <call> <service> → Ok<detail>`): its
+/// service, its detail, and the demo's lines from the call's announcement
+/// (`<time>  chaos: <call> <service>`) on.
+fn chaos_success<'a>(stdout: &'a str, call: &str) -> Option<(&'a str, &'a str, Vec<&'a str>)> {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let prefix = format!("chaos: {call} ");
+    let (at, service, ok) = lines.iter().enumerate().find_map(|(at, line)| {
+        let (_, rest) = line.split_once(&prefix)?;
+        let (service, result) = rest.split_once(" → ")?;
+        Some((at, service, result.strip_prefix("Ok")?))
+    })?;
+    let announced = format!("chaos: {call} {service}");
+    let from = lines[..at]
+        .iter()
+        .rposition(|line| line.ends_with(&announced))?;
+    Some((service, ok, lines[from..].to_vec()))
+}
+
+/// The changes in the event lines of `service` among `lines`
+/// (`<time>  <service>  <change>`).
+fn event_changes<'a>(lines: &[&'a str], service: &'a str) -> impl Iterator<Item = &'a str> {
+    lines.iter().filter_map(move |line| {
+        let (time, rest) = line.trim_start().split_once("  ")?;
+        time.strip_suffix('s')?.parse::<f64>().ok()?;
+        Some(rest.strip_prefix(service)?.trim_start())
+    })
 }
