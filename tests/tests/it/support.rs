@@ -325,3 +325,32 @@ impl Event {
         }
     }
 }
+
+/// Like [`exact_backoff`], from `base` doubling to `max`: no jitter, no
+/// breaker.
+pub(crate) fn exact_backoff_between(base: Duration, max: Duration) -> BackoffConfig {
+    BackoffConfig::new(base, max)
+        .with_jitter(Jitter::None)
+        .without_circuit_breaker()
+}
+
+impl Recorder {
+    /// Every backoff delay scheduled, in order.
+    pub(crate) fn backoffs(&self) -> Vec<Duration> {
+        self.events()
+            .into_iter()
+            .filter_map(|event| match event {
+                Event::Backoff(_, delay) => Some(delay),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// How many services were forgotten (`service_removed`).
+    pub(crate) fn removals(&self) -> usize {
+        self.events()
+            .iter()
+            .filter(|event| matches!(event, Event::Removed(_)))
+            .count()
+    }
+}
