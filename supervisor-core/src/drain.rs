@@ -18,13 +18,14 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::PoisonError;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lifecycle::TerminationReason;
 use tokio::time::Instant;
 
 use crate::shared::Shared;
-use crate::slot::{ServiceSlot, StopCause};
+use crate::slot::StopCause;
 
 /// The longest a service's task gets past its stop timeout before the drain
 /// aborts it from outside (a task that blocks its thread never reaches its own
@@ -211,15 +212,30 @@ pub(crate) struct DrainLog {
 }
 
 impl DrainLog {
-    pub(crate) fn record(&mut self, slot: &ServiceSlot, reason: &TerminationReason, now: Duration) {
-        let aborted = reason.is_abort();
+    /// Whether a termination during the drain belongs in the log: an abort,
+    /// or a stop slower than the slowest ones logged so far (while fewer
+    /// than [`SLOWEST_STOPS`] are logged, the floor is zero).
+    pub(crate) fn worth_recording(
+        floor: &AtomicU64,
+        aborted: bool,
+        took: Option<Duration>,
+    ) -> bool {
+        aborted || took.is_some_and(|took| nanos(took) >= floor.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn record(
+        &mut self,
+        service: &str,
+        aborted: bool,
+        took: Option<Duration>,
+        floor: &AtomicU64,
+    ) {
         if aborted {
-            self.aborted.push(slot.name.to_string());
+            self.aborted.push(service.to_owned());
         }
-        let Some(asked) = slot.stop_asked_at_any() else {
+        let Some(took) = took else {
             return;
         };
-        let took = now.saturating_sub(asked);
         if self.slowest.len() == SLOWEST_STOPS
             && self.slowest.last().is_some_and(|last| last.took >= took)
         {
@@ -229,13 +245,23 @@ impl DrainLog {
         self.slowest.insert(
             at,
             ServiceStop {
-                service: slot.name.to_string(),
+                service: service.to_owned(),
                 took,
                 aborted,
             },
         );
         self.slowest.truncate(SLOWEST_STOPS);
+        if self.slowest.len() == SLOWEST_STOPS {
+            if let Some(last) = self.slowest.last() {
+                floor.store(nanos(last.took), Ordering::Relaxed);
+            }
+        }
     }
+}
+
+/// A duration in nanoseconds, saturating.
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Shared {

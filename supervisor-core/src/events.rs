@@ -162,7 +162,8 @@ pub(crate) struct Change {
     pub(crate) from: ServicePhase,
     pub(crate) to: ServicePhase,
     pub(crate) ready: bool,
-    pub(crate) reason: Option<TerminationReason>,
+    /// Boxed: rare, and every queued change would be as large as a reason.
+    pub(crate) reason: Option<Box<TerminationReason>>,
     pub(crate) failure: Option<FailureKind>,
     pub(crate) error: Option<Arc<str>>,
     pub(crate) at: Duration,
@@ -178,7 +179,7 @@ impl Change {
             from: self.from,
             to: self.to,
             ready: self.ready,
-            reason: self.reason,
+            reason: self.reason.map(|reason| *reason),
             failure: self.failure,
             error: self.error,
             at: self.at,

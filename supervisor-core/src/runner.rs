@@ -21,10 +21,13 @@
 //!    ends, and when a backoff ends. A stop read there is final; a restart is
 //!    consumed there. So no timer, backoff or run that ends later can undo a
 //!    stop (no resurrection).
-//! 5. Events are delivered to the sinks (`flush`) before every `.await` that
-//!    waits (a run, a backoff delay, a stop timeout, dependencies) and before
-//!    the task ends, so a service's events are never held back while it
-//!    waits; a zero-delay restart delivers its cycle's events in one batch.
+//! 5. Events are delivered to the sinks and subscribers (`flush`) before
+//!    every `.await` that waits (a run that is pending, a backoff delay, a
+//!    stop timeout, dependencies, a yield to the scheduler) and before the
+//!    task ends, so a service's events are never held back while it waits.
+//!    A service that runs without waiting (a crash loop of runs that fail at
+//!    once) delivers the events of all its cycles up to its next yield in one
+//!    batch.
 
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
@@ -163,7 +166,6 @@ impl<S: Service> Runner<S> {
             if self.start(now).is_err() {
                 break;
             }
-            self.flush();
 
             let end = self.run_once().await;
             now = self.telemetry().now();
@@ -227,7 +229,7 @@ impl<S: Service> Runner<S> {
                 // About to start anyway.
                 Asked::Restart | Asked::Nothing => {}
             }
-            if self.slot.dependencies.is_empty() {
+            if self.slot.dependencies().is_empty() {
                 return Some(now);
             }
             self.flush();
@@ -291,11 +293,12 @@ impl<S: Service> Runner<S> {
         // machine keeps only the run and a pointer to the stop timer. The
         // outcome becomes an `Exit` at once: the service's error type need
         // not be `Send`, so it must not live across an `.await`.
-        // Asked to stop; then the stop timer, if the timeout is finite. One
-        // variable, so the closure below keeps one pointer to both.
-        let mut stop: (bool, Option<Pin<Box<tokio::time::Sleep>>>) = (false, None);
+        // Whether the events were delivered, whether the run was asked to
+        // stop, and then the stop timer if the timeout is finite. One
+        // variable, so the closure below keeps one pointer to them.
+        let mut stop: (bool, bool, Option<Pin<Box<tokio::time::Sleep>>>) = (false, false, None);
         let end = std::future::poll_fn(|cx| {
-            let (asked, timer) = &mut stop;
+            let (delivered, asked, timer) = &mut stop;
             if let Poll::Ready(outcome) = poll_run(run.as_mut(), cx) {
                 let exit = Exit::from_outcome(outcome);
                 return Poll::Ready(if *asked {
@@ -303,6 +306,11 @@ impl<S: Service> Runner<S> {
                 } else {
                     RunEnd::Returned(exit)
                 });
+            }
+            // Invariant 5: the run is about to wait.
+            if !*delivered {
+                *delivered = true;
+                self.flush();
             }
             if self.contexts.take_ready() {
                 self.slot
@@ -550,6 +558,11 @@ impl<S: Service> Runner<S> {
             // cannot starve the worker, without paying a context switch on
             // each restart. The events are flushed once the restart is made
             // (before the next run), one batch per cycle.
+            if !tokio::task::coop::has_budget_remaining() {
+                // Invariant 5: this await yields to the scheduler. (At most
+                // a budget's worth of cycles, 128, is queued.)
+                self.flush();
+            }
             tokio::task::coop::consume_budget().await;
             return self.after_delay(now);
         }
@@ -631,7 +644,7 @@ fn poll_dependencies(slot: &ServiceSlot, cx: &mut Context<'_>) -> Poll<Awaited> 
         return Poll::Ready(Awaited::Asked);
     }
     let mut ready = true;
-    for dependency in &slot.dependencies {
+    for dependency in slot.dependencies() {
         match dependency.dependency_state() {
             DependencyState::Ready => {}
             DependencyState::NotReady => ready = false,

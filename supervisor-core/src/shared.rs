@@ -62,6 +62,9 @@ pub(crate) struct Shared {
     /// Set by the first spawn with dependencies: the drain orders its stops.
     pub(crate) has_dependencies: AtomicBool,
     pub(crate) drain_log: Mutex<DrainLog>,
+    /// The shortest stop among the slowest ones logged (nanoseconds), read
+    /// without the log's lock: most stops are quicker, and skip it.
+    slowest_floor: AtomicU64,
     jitter_seed: u64,
     spawn_counter: AtomicU64,
 }
@@ -85,6 +88,7 @@ impl Shared {
             draining: AtomicBool::new(false),
             has_dependencies: AtomicBool::new(false),
             drain_log: Mutex::new(DrainLog::default()),
+            slowest_floor: AtomicU64::new(0),
             jitter_seed,
             spawn_counter: AtomicU64::new(0),
         }
@@ -209,7 +213,7 @@ impl Shared {
                     None
                 }
             };
-            for dependency in &slot.dependencies {
+            for dependency in slot.dependencies() {
                 dependency.add_dependant(Arc::downgrade(&slot));
             }
             slot.spawned(telemetry, now);
@@ -295,47 +299,55 @@ impl Shared {
     /// What follows the termination of `slot` (invariant 3). Called once, by
     /// whoever terminated it.
     pub(crate) fn after_termination(&self, slot: &Arc<ServiceSlot>, now: Duration) {
-        let Some(reason) = slot.termination_reason() else {
+        // One read of the slot for everything below.
+        let Some(ended) = slot.ended() else {
             return;
         };
         let draining = self.is_draining();
-        let failed = slot.failure_for_good().is_some();
-        for dependant in slot.live_dependants() {
-            let cause = if draining {
-                StopCause::Shutdown
-            } else {
-                StopCause::Dependency {
-                    name: Arc::clone(&slot.name),
-                    failed,
-                }
-            };
-            let _ = dependant.request_stop(cause, now);
+        if ended.has_dependants {
+            for dependant in slot.live_dependants() {
+                let cause = if draining {
+                    StopCause::Shutdown
+                } else {
+                    StopCause::Dependency {
+                        name: Arc::clone(&slot.name),
+                        failed: ended.failed,
+                    }
+                };
+                let _ = dependant.request_stop(cause, now);
+            }
         }
-        for dependency in &slot.dependencies {
+        for dependency in slot.dependencies() {
             if dependency.dependant_terminated(slot) && self.is_draining() {
                 let _ = dependency.request_stop(StopCause::Shutdown, now);
             }
         }
         if slot.spec.critical && !self.cancel.is_cancelled() {
+            let reason = slot
+                .termination_reason()
+                .unwrap_or(TerminationReason::Cancelled);
             if reason == TerminationReason::Completed {
                 self.shutdown(ShutdownCause::CriticalCompleted {
                     service: slot.name.to_string(),
                 });
-            } else if failed {
+            } else if ended.failed {
                 tracing::error!(service = %slot.name, %reason, "critical service failed: shutting down");
                 self.shutdown(ShutdownCause::CriticalFailed {
                     service: slot.name.to_string(),
-                    reason: reason.clone(),
+                    reason,
                 });
             }
         }
         if draining {
-            self.drain_log
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .record(slot, &reason, now);
+            let took = ended.stop_asked_at.map(|asked| now.saturating_sub(asked));
+            if DrainLog::worth_recording(&self.slowest_floor, ended.aborted, took) {
+                self.drain_log
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .record(&slot.name, ended.aborted, took, &self.slowest_floor);
+            }
         }
-        if slot.is_to_forget() {
+        if ended.forget {
             self.forget(slot, now);
         }
     }

@@ -53,6 +53,10 @@ const RESTART: u8 = 1;
 /// A stop is requested.
 const STOP: u8 = 2;
 
+/// The capacity the event buffers keep between deliveries: a few cycles'
+/// worth (a crash loop between two yields grows them for a moment).
+const KEPT_CAPACITY: usize = 16;
+
 /// A service's settings, fixed at spawn.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Spec {
@@ -68,8 +72,9 @@ pub(crate) struct Spec {
 pub(crate) struct ServiceSlot {
     pub(crate) name: Arc<str>,
     pub(crate) spec: Spec,
-    /// What this service depends on, resolved at spawn.
-    pub(crate) dependencies: Box<[Arc<ServiceSlot>]>,
+    /// What this service depends on, resolved at spawn. Boxed twice (a thin
+    /// pointer): most services have none.
+    dependencies: Option<Box<Box<[Arc<ServiceSlot>]>>>,
     state: Mutex<ServiceState>,
     /// A copy of the request's kind ([`NONE`], [`RESTART`], [`STOP`]),
     /// written under the lock and read without it.
@@ -89,7 +94,10 @@ struct ServiceState {
     outbox: Option<Box<Outbox>>,
     /// The task's abort handle, until the service terminates.
     abort: Option<AbortHandle>,
-    request: Request,
+    /// A stop asked for: never withdrawn, the first cause kept.
+    stop: Option<Box<StopRequest>>,
+    /// A restart asked for, until the runner acts on it (a stop wins).
+    restart: bool,
     /// The failure recorded since the last transition, reported with the
     /// next one.
     failure: Option<FailureKind>,
@@ -143,13 +151,6 @@ impl Outbox {
     fn is_empty(&self) -> bool {
         self.events.is_empty() && self.lifecycle.is_empty()
     }
-}
-
-/// What the host asked of the service.
-enum Request {
-    None,
-    Restart,
-    Stop(Box<StopRequest>),
 }
 
 /// A stop, why, and since when.
@@ -217,6 +218,20 @@ pub(crate) enum DependencyState {
     Terminated { failed: bool },
 }
 
+/// A terminated service, as what follows its termination sees it.
+pub(crate) struct Ended {
+    /// It failed for good.
+    pub(crate) failed: bool,
+    /// It was dropped at a stop or shutdown timeout.
+    pub(crate) aborted: bool,
+    /// It is to be forgotten (removed, or temporary), and was not yet.
+    pub(crate) forget: bool,
+    /// When it was asked to stop, if it was.
+    pub(crate) stop_asked_at: Option<Duration>,
+    /// Some service depends on it.
+    pub(crate) has_dependants: bool,
+}
+
 /// How a run failed, recorded with the transition that follows it.
 pub(crate) struct Failure {
     pub(crate) kind: FailureKind,
@@ -258,7 +273,7 @@ impl ServiceState {
         if heard {
             let reason = match (change.kind, to) {
                 (EventKind::Transition, ServicePhase::Terminated) => {
-                    lifecycle.termination_reason().cloned()
+                    lifecycle.termination_reason().cloned().map(Box::new)
                 }
                 _ => None,
             };
@@ -350,12 +365,14 @@ impl ServiceSlot {
         let outbox = telemetry
             .has_sinks()
             .then(|| Outbox::new(telemetry.new_handles()));
+        let dependencies = (!dependencies.is_empty()).then(|| Box::new(dependencies));
         Self {
             state: Mutex::new(ServiceState {
                 lifecycle: ServiceLifecycle::new(Arc::clone(&name), now),
                 outbox,
                 abort: None,
-                request: Request::None,
+                stop: None,
+                restart: false,
                 failure: None,
                 standing: Standing::Clear,
                 forget: spec.temporary,
@@ -613,8 +630,8 @@ impl ServiceSlot {
         if let Some(reason) = state.lifecycle.termination_reason() {
             return Err(Refusal::Terminated(reason.clone()));
         }
-        if !matches!(state.request, Request::Stop(_)) {
-            state.request = Request::Stop(Box::new(StopRequest { cause, at: now }));
+        if state.stop.is_none() {
+            state.stop = Some(Box::new(StopRequest { cause, at: now }));
             self.pending.store(STOP, Ordering::Release);
         }
         drop(state);
@@ -637,8 +654,8 @@ impl ServiceSlot {
         if !state.lifecycle.phase().is_alive() {
             return Ok(Removal::Terminated);
         }
-        if !matches!(state.request, Request::Stop(_)) {
-            state.request = Request::Stop(Box::new(StopRequest {
+        if state.stop.is_none() {
+            state.stop = Some(Box::new(StopRequest {
                 cause: StopCause::Host,
                 at: now,
             }));
@@ -662,13 +679,13 @@ impl ServiceSlot {
         if let Some(reason) = state.lifecycle.termination_reason() {
             return Err(Refusal::Terminated(reason.clone()));
         }
-        if matches!(state.request, Request::Stop(_)) {
+        if state.stop.is_some() {
             return Err(Refusal::Stopping);
         }
         let start_count = state.lifecycle.start_count();
         match state.lifecycle.phase() {
             ServicePhase::Running | ServicePhase::BackingOff => {
-                state.request = Request::Restart;
+                state.restart = true;
                 self.pending.store(RESTART, Ordering::Release);
                 drop(state);
                 self.waker.wake();
@@ -707,14 +724,14 @@ impl ServiceSlot {
             return Asked::Nothing;
         }
         let mut state = self.lock();
-        match &state.request {
-            Request::None => Asked::Nothing,
-            Request::Restart => {
-                state.request = Request::None;
+        match &state.stop {
+            Some(stop) => Asked::Stop(stop.cause.clone()),
+            None if !state.restart => Asked::Nothing,
+            None => {
+                state.restart = false;
                 self.pending.store(NONE, Ordering::Release);
                 Asked::Restart
             }
-            Request::Stop(stop) => Asked::Stop(stop.cause.clone()),
         }
     }
 
@@ -722,26 +739,34 @@ impl ServiceSlot {
     /// the drain's last resort).
     pub(crate) fn stop_asked_at(&self) -> Option<(Duration, StopCause)> {
         let state = self.lock();
-        match &state.request {
-            Request::Stop(stop) if state.lifecycle.phase().is_alive() => {
-                Some((stop.at, stop.cause.clone()))
-            }
+        match &state.stop {
+            Some(stop) if state.lifecycle.phase().is_alive() => Some((stop.at, stop.cause.clone())),
             _ => None,
         }
     }
 
-    /// When a stop was asked for, if one was (alive or not).
-    pub(crate) fn stop_asked_at_any(&self) -> Option<Duration> {
-        match &self.lock().request {
-            Request::Stop(stop) => Some(stop.at),
-            _ => None,
-        }
-    }
-
-    /// Whether the service is to be forgotten now that it terminated.
-    pub(crate) fn is_to_forget(&self) -> bool {
+    /// What follows a termination needs to know, in one read; `None` if the
+    /// service has not terminated.
+    pub(crate) fn ended(&self) -> Option<Ended> {
         let state = self.lock();
-        state.forget && !state.removed
+        let reason = state.lifecycle.termination_reason()?;
+        Some(Ended {
+            failed: state.failed,
+            aborted: reason.is_abort(),
+            forget: state.forget && !state.removed,
+            stop_asked_at: state.stop.as_ref().map(|stop| stop.at),
+            has_dependants: state
+                .dependants
+                .as_ref()
+                .is_some_and(|dependants| !dependants.list.is_empty()),
+        })
+    }
+
+    /// What this service depends on.
+    pub(crate) fn dependencies(&self) -> &[Arc<ServiceSlot>] {
+        self.dependencies
+            .as_deref()
+            .map_or(&[], |dependencies| dependencies)
     }
 
     /// A new dependant of this service.
@@ -900,7 +925,10 @@ impl ServiceSlot {
                 return;
             }
             // Keep the (empty) buffers with their capacity for the next
-            // events.
+            // events, unless a burst (a crash loop between two yields) grew
+            // them.
+            batch.shrink_to(KEPT_CAPACITY);
+            heard.shrink_to(KEPT_CAPACITY);
             outbox.events = batch;
             outbox.lifecycle = heard;
             outbox.handles = Some(handles);
