@@ -15,6 +15,8 @@
 //!    terminations during the drain are logged as they happen (so temporary
 //!    services, forgotten at once, are in it too).
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::PoisonError;
@@ -207,8 +209,10 @@ impl DrainReport {
 #[derive(Debug, Default)]
 pub(crate) struct DrainLog {
     aborted: Vec<String>,
-    /// The slowest stops, kept sorted, slowest first.
-    slowest: Vec<ServiceStop>,
+    /// The slowest stops, as a min-heap of at most [`SLOWEST_STOPS`] (the
+    /// quickest of them on top): in a drain the stops come in growing order,
+    /// so most of them enter it.
+    slowest: BinaryHeap<Reverse<Logged>>,
 }
 
 impl DrainLog {
@@ -225,38 +229,59 @@ impl DrainLog {
 
     pub(crate) fn record(
         &mut self,
-        service: &str,
+        service: &Arc<str>,
         aborted: bool,
         took: Option<Duration>,
         floor: &AtomicU64,
     ) {
         if aborted {
-            self.aborted.push(service.to_owned());
+            self.aborted.push(service.to_string());
         }
         let Some(took) = took else {
             return;
         };
-        if self.slowest.len() == SLOWEST_STOPS
-            && self.slowest.last().is_some_and(|last| last.took >= took)
-        {
-            return;
-        }
-        let at = self.slowest.partition_point(|stop| stop.took >= took);
-        self.slowest.insert(
-            at,
-            ServiceStop {
-                service: service.to_owned(),
-                took,
-                aborted,
-            },
-        );
-        self.slowest.truncate(SLOWEST_STOPS);
         if self.slowest.len() == SLOWEST_STOPS {
-            if let Some(last) = self.slowest.last() {
-                floor.store(nanos(last.took), Ordering::Relaxed);
+            match self.slowest.peek() {
+                Some(Reverse(quickest)) if quickest.took < took => {
+                    self.slowest.pop();
+                }
+                _ => return,
+            }
+        }
+        self.slowest.push(Reverse(Logged {
+            took,
+            service: Arc::clone(service),
+            aborted,
+        }));
+        if self.slowest.len() == SLOWEST_STOPS {
+            if let Some(Reverse(quickest)) = self.slowest.peek() {
+                floor.store(nanos(quickest.took), Ordering::Relaxed);
             }
         }
     }
+
+    /// The slowest stops, slowest first.
+    fn slowest(self) -> Vec<ServiceStop> {
+        let mut slowest: Vec<ServiceStop> = self
+            .slowest
+            .into_iter()
+            .map(|Reverse(logged)| ServiceStop {
+                service: logged.service.to_string(),
+                took: logged.took,
+                aborted: logged.aborted,
+            })
+            .collect();
+        slowest.sort_by(|a, b| b.took.cmp(&a.took).then_with(|| a.service.cmp(&b.service)));
+        slowest
+    }
+}
+
+/// One stop in the log (ordered by its duration).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Logged {
+    took: Duration,
+    service: Arc<str>,
+    aborted: bool,
 }
 
 /// A duration in nanoseconds, saturating.
@@ -360,13 +385,13 @@ impl Shared {
 
     /// The report, from the drain's log.
     pub(crate) fn report(&self, started: Instant, unwound: bool) -> DrainReport {
-        let log = std::mem::take(
+        let mut log = std::mem::take(
             &mut *self
                 .drain_log
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        let mut aborted = log.aborted;
+        let mut aborted = std::mem::take(&mut log.aborted);
         aborted.sort_unstable();
         DrainReport {
             aborted,
@@ -378,7 +403,7 @@ impl Shared {
                     .unwrap_or(ShutdownCause::Requested),
             ),
             took: started.elapsed(),
-            slowest: log.slowest,
+            slowest: log.slowest(),
         }
     }
 }

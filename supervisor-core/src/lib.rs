@@ -4,11 +4,36 @@
 //!
 //! # Key types
 //!
-//! - [`Supervisor`] runs many services, each in its own task, and shuts them
-//!   all down through a [`CancellationToken`](tokio_util::sync::CancellationToken)
-//!   tree with a drain timeout.
+//! - [`Supervisor`] runs many services, each in its own task, restarts them
+//!   by policy, and shuts them all down in dependency order, each within
+//!   its own stop timeout.
 //! - [`Service`] is what you implement (or build with [`service_fn`]); its
-//!   [`RestartPolicy`] says when it is restarted.
+//!   [`RestartPolicy`] says when it is restarted. Each run gets a
+//!   [`ServiceContext`]: its own cancellation, and
+//!   [`ready`](ServiceContext::ready) to say it is up.
+//! - [`SpawnOptions`] holds one service's settings (OTP's child spec): its
+//!   backoff, a restart policy that overrides the service's, its
+//!   [`StopTimeout`], its dependencies ([`after`](SpawnOptions::after)), and
+//!   whether it [signals readiness](SpawnOptions::signals_readiness) itself,
+//!   is [temporary](SpawnOptions::temporary) or
+//!   [critical](SpawnOptions::critical).
+//! - [`ServiceHandle`], returned by every spawn (or by
+//!   [`Supervisor::service`]), controls one service:
+//!   [`stop`](ServiceHandle::stop), [`restart`](ServiceHandle::restart),
+//!   [`remove`](ServiceHandle::remove),
+//!   [`wait_terminated`](ServiceHandle::wait_terminated),
+//!   [`wait_for_phase`](ServiceHandle::wait_for_phase); the [`Supervisor`]
+//!   does the same by name. A refused call is a [`ControlError`].
+//! - [`Supervisor::subscribe`] returns [`LifecycleEvents`], a stream of
+//!   [`LifecycleEvent`]s: one per change of any service, in order for each
+//!   service, numbered to join them to the snapshots without a gap.
+//! - [`Readiness`] (from [`Supervisor::readiness`]), [`Supervisor::is_ready`]
+//!   and [`Supervisor::wait_ready`] say whether everything is up; they turn
+//!   false the moment shutdown begins.
+//! - [`DrainReport`] says how the shutdown went (what was aborted, the
+//!   slowest stops, how long it took) and its [`ShutdownCause`]; a critical
+//!   service's failure makes [`Supervisor::run_until_shutdown`] return
+//!   [`ShutdownError::CriticalFailed`].
 //! - [`BackoffConfig`] (from the `supervisor-backoff` crate) sets the restart
 //!   delays and the circuit breaker; [`ServiceLifecycleSnapshot`] (from
 //!   `supervisor-lifecycle`) is what you read back.
@@ -17,14 +42,33 @@
 //!
 //! # The policy table
 //!
+//! How a run that ends on its own is handled:
+//!
 //! | run ended with | `Always` | `OnFailure` | `Never` |
 //! |---|---|---|---|
 //! | `Ok(())` | restart after a short fixed delay, backoff reset | `Completed` | `Completed` |
 //! | `Err(_)` | restart after backoff | restart after backoff | `Unrecoverable` |
 //! | panic (in `run`, its future, its drop, or its error's formatting) | restart after backoff | restart after backoff | `Panicked` |
-//! | asked to stop by the supervisor (any time) | `Cancelled` | `Cancelled` | `Cancelled` |
 //! | too many failures in the breaker's window | `CircuitBreakerOpen` | `CircuitBreakerOpen` | — |
-//! | still running at the shutdown timeout | `ShutdownTimeout` (aborted) | same | same |
+//!
+//! What is asked of a service comes first, whatever its policy (a run is
+//! asked to stop through its context, and dropped if it is still running at
+//! its stop timeout):
+//!
+//! | asked | the service | if dropped at its stop timeout |
+//! |---|---|---|
+//! | a stop by the host ([`ServiceHandle::stop`], [`ServiceHandle::remove`]) | terminates `Stopped` | `StopTimeout` |
+//! | a stop because a dependency terminated | terminates `DependencyStopped` | `StopTimeout` |
+//! | a restart by the host ([`ServiceHandle::restart`]) | starts again at once: a restart, not a failure, backoff untouched | starts again, after a `Timeout` failure |
+//! | shutdown | terminates `Cancelled` | `ShutdownTimeout` |
+//!
+//! A stop reaches a service wherever it is (running, backing off, waiting
+//! for its dependencies) and is final: nothing starts it again. A drop at
+//! the timeout counts as a [`Timeout`](FailureKind::Timeout) failure; under
+//! [`StopTimeout::Immediate`] the run is dropped at once, without a failure,
+//! and the service ends as in the second column. Once shutdown began
+//! nothing restarts: a run that ends on its own and would be restarted, or
+//! a backoff that ends, terminates `Cancelled`.
 //!
 //! # Examples
 //!

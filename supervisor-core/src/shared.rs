@@ -67,6 +67,8 @@ pub(crate) struct Shared {
     slowest_floor: AtomicU64,
     jitter_seed: u64,
     spawn_counter: AtomicU64,
+    /// The first runtime found to have a time driver.
+    timed_runtime: OnceLock<tokio::runtime::Id>,
 }
 
 impl Shared {
@@ -91,6 +93,7 @@ impl Shared {
             slowest_floor: AtomicU64::new(0),
             jitter_seed,
             spawn_counter: AtomicU64::new(0),
+            timed_runtime: OnceLock::new(),
         }
     }
 
@@ -148,7 +151,7 @@ impl Shared {
         let (name, policy) = described.map_err(|payload| SpawnError::Panicked {
             message: take_message(payload),
         })?;
-        check_runtime(&name)?;
+        self.check_runtime(&name)?;
         let backoff_config = match backoff {
             Some(config) => Arc::new(config),
             None => Arc::clone(&self.default_backoff),
@@ -162,6 +165,7 @@ impl Shared {
         let dependencies = self.resolve_dependencies(&name, &after)?;
 
         let telemetry = &self.telemetry;
+        let now = telemetry.now();
         let spec = Spec {
             policy,
             stop_timeout: stop_timeout.unwrap_or(StopTimeout::After(self.config.shutdown_timeout)),
@@ -173,7 +177,7 @@ impl Shared {
             Arc::clone(&name),
             spec,
             dependencies,
-            telemetry.now(),
+            now,
             telemetry,
         ));
         let mut runner = Runner {
@@ -196,7 +200,6 @@ impl Shared {
                     name: name.to_string(),
                 });
             }
-            let now = telemetry.now();
             let replaced = match registry.entry(Arc::clone(&name)) {
                 Entry::Occupied(existing) if existing.get().is_alive() => {
                     return Err(SpawnError::DuplicateName {
@@ -428,19 +431,29 @@ fn refused(name: &str, refusal: Refusal) -> ControlError {
     }
 }
 
-/// Checks that the current runtime can run services: a runtime, with its time
-/// driver (tokio panics at the first timer otherwise).
-fn check_runtime(name: &str) -> Result<(), SpawnError> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Err(SpawnError::NoRuntime {
-            name: name.to_owned(),
-        });
-    }
-    let timer = panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO)));
-    timer.map_err(|payload| {
-        crate::panics::drop_payload(payload);
-        SpawnError::NoTimeDriver {
-            name: name.to_owned(),
+impl Shared {
+    /// Checks that the current runtime can run services: a runtime, with its
+    /// time driver (tokio panics at the first timer otherwise). The runtime
+    /// the first spawn checked is remembered, so spawns on it skip the timer
+    /// check.
+    fn check_runtime(&self, name: &str) -> Result<(), SpawnError> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(SpawnError::NoRuntime {
+                name: name.to_owned(),
+            });
+        };
+        let id = runtime.id();
+        if self.timed_runtime.get() == Some(&id) {
+            return Ok(());
         }
-    })
+        let timer = panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO)));
+        timer.map_err(|payload| {
+            crate::panics::drop_payload(payload);
+            SpawnError::NoTimeDriver {
+                name: name.to_owned(),
+            }
+        })?;
+        let _ = self.timed_runtime.set(id);
+        Ok(())
+    }
 }
