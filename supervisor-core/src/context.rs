@@ -35,7 +35,8 @@ use crate::slot::ServiceSlot;
 /// cancellation, and the way to say it is ready.
 ///
 /// Each run gets its own context: [`cancelled`](Self::cancelled) completes
-/// when the supervisor asks *this run* to stop (shutdown), and also when the
+/// when the supervisor asks *this run* to stop (a stop, restart or removal of
+/// the service, or the shutdown), and also when the
 /// run has ended, so sub-tasks that watch [`token`](Self::token) stop with
 /// their run. A service cancelling its own token is not a stop: the
 /// supervisor keeps supervising the run until it returns. Cloning is cheap.
@@ -236,7 +237,8 @@ impl ServiceContext {
         }
     }
 
-    /// Completes when the supervisor asks this run to stop (shutdown), once
+    /// Completes when the supervisor asks this run to stop (a stop, restart
+    /// or removal of the service, or the shutdown), once
     /// the run has ended, or when its [`token`](Self::token) is cancelled.
     ///
     /// # Examples

@@ -115,7 +115,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | `serde` | no      | `Serialize`/`Deserialize` for [`RestartPolicy`], [`BackoffConfig`], [`ServiceLifecycleSnapshot`] (with [`TerminationReason`], [`FailureCounts`]) and [`MetricsSnapshot`] |
+//! | `serde` | no      | `Serialize`/`Deserialize` for [`RestartPolicy`], [`BackoffConfig`], [`StopTimeout`], [`ServiceLifecycleSnapshot`] (with [`TerminationReason`], [`FailureCounts`]) and [`MetricsSnapshot`]; `Serialize` for [`LifecycleEvent`] and [`EventKind`] |
 
 mod config;
 mod context;

@@ -27,9 +27,13 @@ use crate::{
 /// their circuit breakers, tracks their lifecycles, and shuts them all down.
 ///
 /// Each service runs in one tokio task that owns it and its backoff state; the
-/// tasks are tracked by a [`TaskTracker`]. Each run of a service gets its own
-/// context and cancellation; only the supervisor cancels a run (at shutdown),
-/// and a task releases everything it holds when its service terminates.
+/// tasks are tracked by a [`TaskTracker`](tokio_util::task::TaskTracker). Each
+/// run of a service gets its own context and cancellation; only the
+/// supervisor cancels a run (a stop, restart or removal of that service, or
+/// the shutdown), and a task releases everything it holds when its service
+/// terminates. Services can be controlled one at a time
+/// ([`ServiceHandle`]), observed as a stream ([`subscribe`](Self::subscribe)),
+/// and waited for ([`wait_ready`](Self::wait_ready)).
 ///
 /// Cloning a `Supervisor` is cheap and gives another handle to the same one.
 ///
