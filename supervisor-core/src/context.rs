@@ -350,56 +350,67 @@ impl ServiceContext {
 /// cancels it.
 #[derive(Debug)]
 pub(crate) struct RunContexts {
-    current: Arc<RunState>,
+    /// Made by the first run, in the service's task (not by the spawn).
+    current: Option<Arc<RunState>>,
 }
 
 impl RunContexts {
-    pub(crate) fn new(slot: Arc<ServiceSlot>) -> Self {
-        Self {
-            current: Arc::new(RunState::new(slot)),
-        }
+    pub(crate) fn new() -> Self {
+        Self { current: None }
     }
 
     /// Whether the current run said it is ready (and has not been asked to
     /// stop); clears the bit so it is read once.
     pub(crate) fn take_ready(&self) -> bool {
-        let state = self.current.state.load(Ordering::Acquire);
+        let Some(current) = &self.current else {
+            return false;
+        };
+        let state = current.state.load(Ordering::Acquire);
         if state & READY == 0 || state & CANCELLED != 0 {
             return false;
         }
-        self.current.state.fetch_and(!READY, Ordering::AcqRel) & READY != 0
+        current.state.fetch_and(!READY, Ordering::AcqRel) & READY != 0
     }
 
-    /// The context of the next run: the previous state reset in place if the
-    /// service kept no clone of its context, a new one otherwise.
-    pub(crate) fn next(&mut self) -> ServiceContext {
-        match Arc::get_mut(&mut self.current) {
-            Some(state) => {
+    /// The context of `slot`'s next run: the previous state reset in place
+    /// if the service kept no clone of its context, a new one otherwise.
+    pub(crate) fn next(&mut self, slot: &Arc<ServiceSlot>) -> ServiceContext {
+        let reused = match self.current.as_mut().map(Arc::get_mut) {
+            Some(Some(state)) => {
                 *state.state.get_mut() = 0;
                 state.token = OnceLock::new();
+                true
             }
-            None => {
-                let slot = Arc::clone(&self.current.slot);
-                self.current = Arc::new(RunState::new(slot));
-            }
-        }
+            Some(None) | None => false,
+        };
+        let current = match &self.current {
+            Some(current) if reused => current,
+            _ => self
+                .current
+                .insert(Arc::new(RunState::new(Arc::clone(slot)))),
+        };
         ServiceContext {
-            run: Arc::clone(&self.current),
+            run: Arc::clone(current),
         }
     }
 
     /// Cancels the current run's context (idempotent): it is asked to stop.
     pub(crate) fn cancel(&self) {
-        self.current.cancel();
+        if let Some(current) = &self.current {
+            current.cancel();
+        }
     }
 
     /// Cancels the context of the run that just ended. Nothing to wake when
     /// nobody could tell: the service kept no clone of its context and made
     /// no token (the next run resets the state anyway).
     pub(crate) fn end_run(&mut self) {
-        match Arc::get_mut(&mut self.current) {
+        let Some(current) = &mut self.current else {
+            return;
+        };
+        match Arc::get_mut(current) {
             Some(state) if state.token.get().is_none() => *state.state.get_mut() |= CANCELLED,
-            _ => self.current.cancel(),
+            _ => current.cancel(),
         }
     }
 }

@@ -278,7 +278,7 @@ impl<S: Service> Runner<S> {
 
     /// One run of the service, in its own context, cancelled once it is over.
     async fn run_once(&mut self) -> RunEnd {
-        let ctx = self.contexts.next();
+        let ctx = self.contexts.next(&self.slot);
         // Invariant 1: a panic before the future exists is a failed run.
         let service = &self.service;
         let future = match panic::catch_unwind(AssertUnwindSafe(|| service.run(ctx))) {

@@ -804,7 +804,7 @@ impl Supervisor {
     pub fn is_ready(&self) -> bool {
         let telemetry = &self.shared.telemetry;
         !self.shared.cancel.is_cancelled()
-            && telemetry.waiting.load(Ordering::Acquire) == 0
+            && telemetry.waiting.sum() == 0
             && telemetry.failed.load(Ordering::Acquire) == 0
     }
 
@@ -912,7 +912,14 @@ impl Supervisor {
                     return Err(ReadyError::Failed { service, reason });
                 }
             }
-            if telemetry.waiting.load(Ordering::SeqCst) == 0 {
+            // The per-thread counts can add up to zero for an instant while
+            // services change on other threads: confirm on the slots.
+            if telemetry.waiting.sum() == 0
+                && shared
+                    .slots()
+                    .iter()
+                    .all(|slot| slot.standing() != Standing::Waiting)
+            {
                 return Ok(());
             }
             tokio::select! {

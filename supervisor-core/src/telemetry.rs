@@ -17,7 +17,7 @@
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use lifecycle::{FailureKind, ServicePhase, TerminationReason};
@@ -107,6 +107,48 @@ impl<S: MetricsSink> DynSink for Erased<S> {
     }
 }
 
+/// Shards of [`ShardedCount`]: a few per core, so that services restarting on
+/// different threads rarely touch the same cache line.
+const SHARDS: usize = 16;
+
+/// A count kept in per-thread shards (each thread adds to its own; a shard
+/// may go negative), summed by readers: a service's every restart moves the
+/// readiness count twice, and one shared counter would bounce between the
+/// cores of a busy fleet.
+#[derive(Default)]
+pub(crate) struct ShardedCount {
+    shards: [Shard; SHARDS],
+}
+
+#[derive(Default)]
+#[repr(align(64))]
+struct Shard(AtomicIsize);
+
+thread_local! {
+    /// This thread's shard.
+    static SHARD: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS
+    };
+}
+
+impl ShardedCount {
+    /// Adds `delta` (SeqCst: see [`Telemetry::restand`]).
+    pub(crate) fn add(&self, delta: isize) {
+        let shard = SHARD.try_with(|shard| *shard).unwrap_or(0);
+        self.shards[shard].0.fetch_add(delta, Ordering::SeqCst);
+    }
+
+    /// The total: exact when nothing moves, and a read of every shard after
+    /// a change sees at least that change.
+    pub(crate) fn sum(&self) -> isize {
+        self.shards
+            .iter()
+            .map(|shard| shard.0.load(Ordering::SeqCst))
+            .sum()
+    }
+}
+
 /// How one registered service counts toward the supervisor's readiness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Standing {
@@ -138,7 +180,7 @@ pub(crate) struct Telemetry {
     pub(crate) clean_restart_delay: Duration,
     pub(crate) events: Arc<EventBus>,
     /// Registered services that hold readiness back: alive and not ready.
-    pub(crate) waiting: AtomicUsize,
+    pub(crate) waiting: ShardedCount,
     /// Registered services that terminated by failure.
     pub(crate) failed: AtomicUsize,
     /// Woken when `waiting` drops to zero, and when a service fails for good,
@@ -160,7 +202,7 @@ impl Telemetry {
             epoch: Instant::now(),
             clean_restart_delay,
             events: Arc::new(EventBus::new(event_capacity)),
-            waiting: AtomicUsize::new(0),
+            waiting: ShardedCount::default(),
             failed: AtomicUsize::new(0),
             readiness: Notify::new(),
             ready_waiters: AtomicUsize::new(0),
@@ -176,16 +218,18 @@ impl Telemetry {
         // moves a count, then reads the waiters. One of them sees the other.
         let mut wake = false;
         match from {
-            Standing::Waiting => wake |= self.waiting.fetch_sub(1, Ordering::SeqCst) == 1,
+            Standing::Waiting => {
+                self.waiting.add(-1);
+                // The total may have reached zero: a waiter sums it.
+                wake = true;
+            }
             Standing::Failed => {
                 self.failed.fetch_sub(1, Ordering::SeqCst);
             }
             Standing::Clear => {}
         }
         match to {
-            Standing::Waiting => {
-                self.waiting.fetch_add(1, Ordering::SeqCst);
-            }
+            Standing::Waiting => self.waiting.add(1),
             Standing::Failed => {
                 self.failed.fetch_add(1, Ordering::SeqCst);
                 wake = true;
