@@ -595,6 +595,11 @@ impl Supervisor {
     /// slows a service down. A supervisor without subscribers builds no
     /// event at all.
     ///
+    /// A service's events are queued as they happen and delivered, in
+    /// batches, before its task next waits or yields (a crash loop's events
+    /// arrive a scheduler budget at a time), so a control call's future may
+    /// resolve a moment before the events of its change reach a subscriber.
+    ///
     /// # Joining late without a gap or a duplicate
     ///
     /// Subscribe first, then read [`lifecycle_snapshots`](Self::lifecycle_snapshots).

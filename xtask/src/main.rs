@@ -174,8 +174,67 @@ fn ci() -> Result<()> {
 /// has built the dependencies it reuses (17 s from an empty target folder). No
 /// `--allow-dirty`: CI works on a clean clone, and a file left uncommitted in
 /// a package folder (tracked or not, unless ignored) is what this should catch.
+///
+/// Cargo extracts each overlay package into `$CARGO_HOME/registry/src` and,
+/// finding an extraction of the same name and version there later, reuses it
+/// without looking: a second dry run on the same machine would verify each
+/// crate against its dependencies' sources from the first. The extractions
+/// (and cached `.crate` files) of our own unpublished packages are removed
+/// first; cargo makes them again from the fresh packages.
 fn check_packaging() -> Result<()> {
+    forget_extracted_packages()?;
     cargo(&["publish", "--locked", "--workspace", "--dry-run"], &[])
+}
+
+/// The publishable packages, as `cargo publish --workspace` packages them.
+const PUBLISHED: &[&str] = &[
+    "supervisor-backoff",
+    "supervisor-lifecycle",
+    "supervisor-metrics",
+    "supervisor-metrics-facade",
+    "supervisor-prometheus",
+    "supervisor-core",
+];
+
+/// Removes `{package}-{version}` of [`PUBLISHED`] from cargo's registry
+/// sources and caches (see [`check_packaging`]).
+fn forget_extracted_packages() -> Result<()> {
+    let manifest = fs::read_to_string(workspace_root()?.join("Cargo.toml"))?;
+    let version = manifest
+        .split("[workspace.package]")
+        .nth(1)
+        .and_then(|section| {
+            section
+                .lines()
+                .find_map(|line| line.trim().strip_prefix("version = \""))
+        })
+        .and_then(|rest| rest.strip_suffix('"'))
+        .context("no version in [workspace.package]")?
+        .to_owned();
+    let cargo_home = match env::var_os("CARGO_HOME") {
+        Some(home) => PathBuf::from(home),
+        None => PathBuf::from(env::var_os("HOME").context("neither CARGO_HOME nor HOME is set")?)
+            .join(".cargo"),
+    };
+    for (kind, suffix) in [("src", ""), ("cache", ".crate")] {
+        let Ok(registries) = fs::read_dir(cargo_home.join("registry").join(kind)) else {
+            continue;
+        };
+        for registry in registries.flatten() {
+            for package in PUBLISHED {
+                let path = registry.path().join(format!("{package}-{version}{suffix}"));
+                let removed = if path.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else if path.is_file() {
+                    fs::remove_file(&path)
+                } else {
+                    continue;
+                };
+                removed.with_context(|| format!("cannot remove {}", path.display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The adapter's tests run `promtool` and a real Prometheus server; Debian's
