@@ -68,6 +68,11 @@ fn abort_grace(timeout: Duration) -> Duration {
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "kind", rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum ShutdownCause {
     /// [`Supervisor::trigger_shutdown`](crate::Supervisor::trigger_shutdown),

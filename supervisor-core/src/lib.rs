@@ -141,7 +141,7 @@ pub use error::{ControlError, ReadyError, ShutdownError, SpawnError};
 pub use events::{EventKind, LifecycleEvent, LifecycleEvents, RecvError};
 pub use lifecycle::{ServiceLifecycleSnapshot, ServicePhase, TerminationReason};
 pub use service::{BoxError, RestartPolicy, Service, ServiceFn, service_fn};
-pub use supervisor::{Readiness, ServiceHandle, Supervisor};
+pub use supervisor::{Readiness, ServiceHandle, ServiceStatus, Supervisor};
 pub use supervisor_metrics::{
     FailureCounts, FailureKind, MetricsSink, MetricsSnapshot, NoopSink, SupervisorMetrics,
 };

@@ -20,7 +20,8 @@ use crate::shared::Shared;
 use crate::slot::ServiceSlot;
 use crate::telemetry::Standing;
 use crate::{
-    ControlError, ReadyError, Service, ShutdownError, SpawnError, SpawnOptions, SupervisorConfig,
+    ControlError, ReadyError, RestartPolicy, Service, ShutdownError, SpawnError, SpawnOptions,
+    StopTimeout, SupervisorConfig,
 };
 
 /// Runs a fleet of [`Service`]s: restarts them by policy with backoff, trips
@@ -351,6 +352,116 @@ impl Supervisor {
             .collect();
         snapshots.sort_unstable_by(|a, b| a.service_name.cmp(&b.service_name));
         snapshots
+    }
+
+    /// Every registered service's snapshot with its settings (policy, stop
+    /// timeout, dependencies, readiness, temporary, critical), sorted by
+    /// name: what a status endpoint shows. Each service is read under its
+    /// own short lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, ServiceContext, SpawnOptions, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let idle = |name: &'static str| service_fn(name, |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// });
+    /// supervisor.spawn_service(idle("db"))?;
+    /// supervisor.spawn_service_with_options(idle("api"), SpawnOptions::default().after(["db"]).critical())?;
+    ///
+    /// let status = supervisor.status();
+    /// assert_eq!(status[0].snapshot.service_name, "api");
+    /// assert_eq!(status[0].dependencies, ["db"]);
+    /// assert!(status[0].critical);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn status(&self) -> Vec<ServiceStatus> {
+        let now = self.shared.telemetry.now();
+        let mut status: Vec<ServiceStatus> = self
+            .shared
+            .lock_registry()
+            .values()
+            .map(|slot| ServiceStatus {
+                snapshot: slot.snapshot(now),
+                policy: slot.spec.policy,
+                stop_timeout: slot.spec.stop_timeout,
+                dependencies: slot
+                    .dependencies()
+                    .iter()
+                    .map(|dependency| dependency.name.to_string())
+                    .collect(),
+                signals_readiness: slot.spec.signals_readiness,
+                temporary: slot.spec.temporary,
+                critical: slot.spec.critical,
+            })
+            .collect();
+        status.sort_unstable_by(|a, b| a.snapshot.service_name.cmp(&b.snapshot.service_name));
+        status
+    }
+
+    /// Why the shutdown began, once it has (`None` before).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{ShutdownCause, Supervisor, SupervisorConfig};
+    ///
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// assert_eq!(supervisor.shutdown_cause(), None);
+    /// supervisor.trigger_shutdown();
+    /// assert_eq!(supervisor.shutdown_cause(), Some(ShutdownCause::Requested));
+    /// ```
+    #[must_use]
+    pub fn shutdown_cause(&self) -> Option<ShutdownCause> {
+        if !self.shared.cancel.is_cancelled() {
+            return None;
+        }
+        Some(
+            self.shared
+                .cause
+                .get()
+                .cloned()
+                .unwrap_or(ShutdownCause::Requested),
+        )
+    }
+
+    /// Whether the shutdown has finished: every service drained and the
+    /// report is out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// supervisor.trigger_shutdown();
+    /// assert!(!supervisor.is_drained());
+    /// supervisor.wait_for_drain().await;
+    /// assert!(supervisor.is_drained());
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn is_drained(&self) -> bool {
+        self.shared.cancel.is_cancelled()
+            && self
+                .shared
+                .drain
+                .get()
+                .is_none_or(|report| report.borrow().is_some())
     }
 
     /// A snapshot of one service, if one is registered under `name`.
@@ -975,6 +1086,47 @@ impl fmt::Debug for Supervisor {
     }
 }
 
+/// One service as [`Supervisor::status`] shows it: its snapshot and its
+/// settings.
+///
+/// # Examples
+///
+/// ```
+/// use supervisor_core::{service_fn, RestartPolicy, ServiceContext, Supervisor, SupervisorConfig};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+/// supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+///     ctx.cancelled().await;
+///     anyhow::Ok(())
+/// }))?;
+/// let feed = &supervisor.status()[0];
+/// assert_eq!(feed.policy, RestartPolicy::OnFailure); // `service_fn`'s default.
+/// assert!(feed.dependencies.is_empty() && !feed.critical && !feed.temporary);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct ServiceStatus {
+    /// The lifecycle.
+    pub snapshot: ServiceLifecycleSnapshot,
+    /// The restart policy it runs under.
+    pub policy: RestartPolicy,
+    /// Its stop timeout.
+    pub stop_timeout: StopTimeout,
+    /// The services it depends on.
+    pub dependencies: Vec<String>,
+    /// Whether it says itself when it is ready.
+    pub signals_readiness: bool,
+    /// Whether it is forgotten when it terminates.
+    pub temporary: bool,
+    /// Whether its failure shuts the supervisor down.
+    pub critical: bool,
+}
+
 /// The readiness summary of a supervisor, from [`Supervisor::readiness`].
 ///
 /// # Examples
@@ -988,6 +1140,7 @@ impl fmt::Debug for Supervisor {
 /// assert!(!readiness.shutting_down);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Readiness {
     /// No shutdown, nothing waiting, nothing failed.
