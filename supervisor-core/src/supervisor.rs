@@ -406,6 +406,34 @@ impl Supervisor {
         status
     }
 
+    /// The time since this supervisor was created: the clock of every
+    /// snapshot's times (`last_transition_at`) and every event's `at`, so
+    /// that a reader can tell how long ago they were.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// supervisor.spawn_service(service_fn("feed", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await;
+    ///     anyhow::Ok(())
+    /// }))?;
+    /// tokio::time::sleep(Duration::from_secs(3)).await;
+    /// let feed = supervisor.service_lifecycle("feed").unwrap();
+    /// assert_eq!(supervisor.elapsed() - feed.last_transition_at, Duration::from_secs(3));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.shared.telemetry.now()
+    }
+
     /// Why the shutdown began, once it has (`None` before).
     ///
     /// # Examples

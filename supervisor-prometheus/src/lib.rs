@@ -1,7 +1,6 @@
 //! Prometheus adapter of the supervisor: a [`MetricsSink`] that keeps
-//! [prometheus-client](prometheus_client) metric families up to date, an
-//! OpenMetrics renderer and, behind the `server` feature, a minimal
-//! `GET /metrics` HTTP server.
+//! [prometheus-client](prometheus_client) metric families up to date, and
+//! the renderers of its registry.
 //!
 //! # Key types
 //!
@@ -9,30 +8,29 @@
 //!   [`Registry`] you own (no global state) and implements [`MetricsSink`];
 //!   its table of series is the reference for names, types and labels.
 //! - [`render`] / [`render_prometheus_text`]: the registry as OpenMetrics text
-//!   (what scrapers get) or as Prometheus text 0.0.4 (what `promtool` lints).
-//! - [`MetricsServer`] and [`serve`] (feature `server`): `/metrics` over
-//!   HTTP/1.1 on a tokio listener, loopback by default ([`DEFAULT_ADDR`]).
+//!   (what a Prometheus server asks for) or as Prometheus text 0.0.4 (what
+//!   `curl` users and `promtool check metrics` read).
 //!
 //! # Who should depend on this crate
 //!
 //! Binaries that run a supervisor and expose its metrics to Prometheus. Of the
 //! supervisor's crates, this one depends on `supervisor-metrics` only, never
-//! on `supervisor-core`, and it depends on tokio only with the `server`
-//! feature: libraries that already have an HTTP stack use [`render`] from
-//! their own handler.
+//! on `supervisor-core` or a runtime. To serve the registry on `GET /metrics`
+//! (with content negotiation, next to the probes and the status page), use
+//! `supervisor-http`; a program with its own HTTP stack calls [`render`] or
+//! [`render_prometheus_text`] from its handler.
 //! For other back-ends through the `metrics` facade, use
 //! `supervisor-metrics-facade` instead.
 //!
 //! # Feature flags
 //!
-//! | feature | default | what it adds |
-//! |---------|---------|--------------|
-//! | `server` | no | [`MetricsServer`], [`serve`], [`DEFAULT_ADDR`]; pulls tokio (`net`, `io-util`, `time`, `rt`, `macros`) |
+//! None.
 //!
 //! # Examples
 //!
 //! Register the sink, hand it to the supervisor as an `Arc`, render the
-//! registry:
+//! registry (the registry is `Send + Sync`; the sink updates it through
+//! atomics, so rendering shares no lock with the services):
 //!
 //! ```
 //! use std::sync::Arc;
@@ -57,41 +55,10 @@
 //! # Ok::<(), std::fmt::Error>(())
 //! ```
 //!
-//! With the `server` feature, serve it (the registry is `Send + Sync`; the
-//! sink updates it through atomics, so no lock is shared with the server):
-//!
-//! ```no_run
-//! # #[cfg(feature = "server")]
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> std::io::Result<()> {
-//! use std::sync::Arc;
-//!
-//! use prometheus_client::registry::Registry;
-//! use supervisor_prometheus::{DEFAULT_ADDR, PrometheusSink, serve};
-//!
-//! let mut registry = Registry::default();
-//! let sink = Arc::new(PrometheusSink::register(&mut registry));
-//! # let _ = sink;
-//! serve(DEFAULT_ADDR, Arc::new(registry)).await
-//! # }
-//! # #[cfg(not(feature = "server"))]
-//! # fn main() {}
-//! ```
-//!
 //! [`MetricsSink`]: supervisor_metrics::MetricsSink
 //! [`Registry`]: prometheus_client::registry::Registry
-#![cfg_attr(
-    feature = "server",
-    doc = "[`MetricsServer`]: crate::MetricsServer\n[`serve`]: crate::serve\n[`DEFAULT_ADDR`]: crate::DEFAULT_ADDR"
-)]
-#![cfg_attr(
-    not(feature = "server"),
-    doc = "[`MetricsServer`]: #feature-flags\n[`serve`]: #feature-flags\n[`DEFAULT_ADDR`]: #feature-flags"
-)]
 
 mod render;
-#[cfg(feature = "server")]
-mod server;
 mod sink;
 
 /// The prometheus-client version this crate is built against, so callers can
@@ -100,11 +67,6 @@ pub use prometheus_client;
 
 pub use self::render::{
     OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE, render, render_prometheus_text,
-};
-#[cfg(feature = "server")]
-pub use self::server::{
-    DEFAULT_ADDR, MAX_CONNECTIONS, MAX_REQUEST_HEAD_BYTES, METRICS_PATH, MetricsServer,
-    REQUEST_TIMEOUT, serve,
 };
 pub use self::sink::{
     DEFAULT_PREFIX, InvalidPrefix, PrometheusSink, SeriesHandle, UPTIME_BUCKETS_SECONDS,

@@ -1,5 +1,6 @@
-//! Rendering a registry as text: OpenMetrics (what the server serves) and the
-//! classic Prometheus text format (what `promtool check metrics` lints).
+//! Rendering a registry as text: OpenMetrics (what a Prometheus server asks
+//! for) and the classic Prometheus text format (what `curl` users and
+//! `promtool check metrics` read).
 
 use prometheus_client::encoding::{prometheus_text, text};
 use prometheus_client::registry::Registry;

@@ -60,8 +60,8 @@ pub const UPTIME_BUCKETS_SECONDS: [f64; 9] = [
 ///
 /// Create it with [`register`](Self::register) (prefix `supervisor`) or
 /// [`register_with_prefix`](Self::register_with_prefix), then render the
-/// registry with [`render`](crate::render) or serve it with the `server`
-/// feature. The sink is `Send + Sync`; share it as `Arc<PrometheusSink>`.
+/// registry with [`render`](crate::render) (or serve it with
+/// `supervisor-http`). The sink is `Send + Sync`; share it as `Arc<PrometheusSink>`.
 /// The registry holds its own handles to the same
 /// series, so it can be moved into an `Arc` for the exporter after
 /// registration.

@@ -5,6 +5,7 @@
 //! cargo xtask deps        # only the dependency-isolation check
 //! cargo xtask unused-deps # only the check that every declared dependency is used
 //! cargo xtask package     # only the packaging check (publish dry run of the libraries)
+//! cargo xtask browser     # only the status page in a real browser (installs Chromium, `npm ci`)
 //! cargo xtask bench       # the benchmarks, release build (a few minutes); `--smoke`: tiny N
 //! cargo xtask mutants     # cargo-mutants on the pure crates (slow; not part of ci)
 //! ```
@@ -45,8 +46,13 @@ const TEST_SELECTION: &[&str] = &[
 ];
 
 /// Metrics adapters: they plug in through `supervisor-metrics` and must never
-/// depend on the core.
+/// depend on the core. `supervisor-http` is the one adapter that does (it
+/// serves the supervisor itself), so it is not listed here.
 const ADAPTERS: &[&str] = &["supervisor-prometheus", "supervisor-metrics-facade"];
+
+/// The HTTP stack, which only `supervisor-http` may pull in: not the core,
+/// the pure crates or the metrics adapters.
+const HTTP_STACK: &[&str] = &["axum", "hyper", "hyper-util", "tower-http"];
 
 fn main() -> Result<()> {
     let task = env::args().nth(1).unwrap_or_else(|| "help".to_owned());
@@ -57,10 +63,13 @@ fn main() -> Result<()> {
         "deps" => step("dependency isolation", check_dependency_isolation),
         "unused-deps" => step("unused dependencies", check_unused_dependencies),
         "package" => step("packaging", check_packaging),
+        "browser" => browser(),
         "mutants" => mutants(),
         "bench" => bench(),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <ci|deps|unused-deps|package|bench [--smoke]|mutants>");
+            println!(
+                "usage: cargo xtask <ci|deps|unused-deps|package|browser|bench [--smoke]|mutants>"
+            );
             Ok(())
         }
         other => bail!("unknown task `{other}`; try `cargo xtask help`"),
@@ -112,6 +121,11 @@ fn ci() -> Result<()> {
         "fetch prometheus + promtool (Debian package, unpacked)",
         fetch_prometheus,
     )?;
+    step(
+        "install chromium (Debian package) + the browser test's npm packages",
+        install_browser_tools,
+    )?;
+    // Runs the browser test too (`tests/tests/browser.rs`, its own binary).
     step("tests (overflow checks on)", || {
         cargo(
             &[&["test"], TEST_SELECTION].concat(),
@@ -194,6 +208,7 @@ const PUBLISHED: &[&str] = &[
     "supervisor-metrics-facade",
     "supervisor-prometheus",
     "supervisor-core",
+    "supervisor-http",
 ];
 
 /// Removes `{package}-{version}` of [`PUBLISHED`] from cargo's registry
@@ -258,6 +273,86 @@ fn fetch_prometheus() -> Result<()> {
         "could not fetch prometheus/promtool ({status}); the tests need them \
          (outside CI, SUPERVISOR_SKIP_PROMTOOL=1 skips them explicitly)"
     )
+}
+
+/// The Node.js script of the browser test, with its `package-lock.json`.
+const BROWSER_SCRIPT_DIR: &str = "tests/browser";
+
+/// Where Debian's `chromium` package puts the browser.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The browser test (`tests/tests/browser.rs`) drives Debian's Chromium with
+/// `playwright-core` from npm (whose own browser download does not work
+/// here). This installs the `chromium` package with apt-get when it is
+/// missing (refreshing the package lists once if the install fails), and the
+/// script's packages with `npm ci`. Under `CI=true` a missing tool fails the
+/// run; elsewhere (no root, no Node.js) the browser test says why and skips.
+fn install_browser_tools() -> Result<()> {
+    let installed = install_chromium().and_then(|()| npm_ci());
+    match installed {
+        Ok(()) => Ok(()),
+        Err(err) if !env::var("CI").is_ok_and(|v| v == "true") => {
+            println!("  {err:#}\n  outside CI the browser test will skip");
+            Ok(())
+        }
+        Err(err) => Err(err),
+    }
+}
+
+fn install_chromium() -> Result<()> {
+    if !Path::new(CHROMIUM).is_file() {
+        let install = || {
+            run(Command::new("apt-get")
+                .args(["install", "-y", "-q", "--no-install-recommends", "chromium"])
+                .env("DEBIAN_FRONTEND", "noninteractive"))
+        };
+        // The package lists may be missing or stale on a fresh machine.
+        if install().is_err() {
+            println!("  apt-get install failed; running apt-get update and retrying");
+            run(Command::new("apt-get").args(["update", "-q"]))?;
+            install()?;
+        }
+    }
+    run(Command::new(CHROMIUM).arg("--version")).with_context(|| format!("{CHROMIUM} does not run"))
+}
+
+fn npm_ci() -> Result<()> {
+    run(Command::new("node").arg("--version")).context("Node.js (`node`) does not run")?;
+    run(Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(BROWSER_SCRIPT_DIR))
+    .with_context(|| format!("`npm ci` failed in {BROWSER_SCRIPT_DIR}"))
+}
+
+/// `cargo xtask browser`: only the browser test, with its output.
+fn browser() -> Result<()> {
+    step("install chromium + npm packages", install_browser_tools)?;
+    step("the status page in a real browser", || {
+        cargo(
+            &[
+                "test",
+                "--locked",
+                "-p",
+                "tests",
+                "--test",
+                "browser",
+                "--",
+                "--nocapture",
+            ],
+            &[],
+        )
+    })
+}
+
+/// Runs `command`, failing unless it exits 0.
+fn run(command: &mut Command) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} exited with {status}");
+    }
+    Ok(())
 }
 
 fn mutants() -> Result<()> {
@@ -460,6 +555,28 @@ fn check_dependency_isolation() -> Result<()> {
         }
         println!("  {krate}: does not depend on supervisor-core");
     }
+    for krate in PURE_CRATES
+        .iter()
+        .chain(ADAPTERS)
+        .chain(&["supervisor-core"])
+    {
+        let tree = normal_dependencies(krate, &["--all-features"])?;
+        if let Some(http) = tree.iter().find(|name| HTTP_STACK.contains(&name.as_str())) {
+            bail!("`{krate}` must not depend on the HTTP stack, but it pulls in `{http}`");
+        }
+    }
+    println!(
+        "  only supervisor-http pulls in the HTTP stack ({})",
+        HTTP_STACK.join(", ")
+    );
+    let tree = normal_dependencies("supervisor-http", &["--no-default-features"])?;
+    if let Some(prometheus) = tree
+        .iter()
+        .find(|name| ["supervisor-prometheus", "prometheus-client"].contains(&name.as_str()))
+    {
+        bail!("`supervisor-http` without default features must not pull in `{prometheus}`");
+    }
+    println!("  supervisor-http: Prometheus only with its `prometheus` feature");
     Ok(())
 }
 

@@ -1,9 +1,8 @@
 //! Behaviour tests of supervisor-prometheus: one test binary, one module per
-//! subject; the helpers (the event script, the exposition reader, promtool, a
-//! real Prometheus, an HTTP client) are the workspace's shared test support,
-//! the `tests` crate.
+//! subject; the helpers (the event script, the exposition reader, promtool)
+//! are the workspace's shared test support, the `tests` crate. A real
+//! Prometheus scrapes the registry in `supervisor-http`'s tests, which serve
+//! it over HTTP.
 
 mod exposition;
 mod promtool;
-mod real_prometheus;
-mod server;
