@@ -1,24 +1,43 @@
-//! The demo fleet: five services with different temperaments, supervised for
+//! The demo fleet: six services with different temperaments, supervised for
 //! real until Ctrl-C, SIGTERM or `--duration SECS`, watched through the
-//! supervisor's lifecycle events.
+//! supervisor's lifecycle events and served over HTTP.
 //!
 //! ```text
-//! cargo run --example fleet                            # until Ctrl-C / SIGTERM
-//! cargo run --example fleet -- --duration 8            # stops by itself after 8 s
-//! cargo run --example fleet -- --chaos                 # stops, restarts, removes services
-//! cargo run --example fleet -- --fail-critical-after 3 # the critical service dies: exit 2
-//! cargo run --example fleet -- --metrics-addr 127.0.0.1:0   # any free port
+//! cargo run --example fleet                              # until Ctrl-C / SIGTERM
+//! cargo run --example fleet -- --duration 8              # stops by itself after 8 s
+//! cargo run --example fleet -- --chaos                   # stops, restarts, removes services
+//! cargo run --example fleet -- --fail-critical-after 3   # the critical service dies: exit 2
+//! cargo run --example fleet -- --kill-dependency-after 3 # its dependency dies: exit 2
+//! cargo run --example fleet -- --http-addr 127.0.0.1:0   # any free port
 //! ```
 //!
-//! It serves Prometheus metrics on `http://127.0.0.1:9898/metrics` by default
-//! and prints the address it bound.
+//! It serves its HTTP surface (`supervisor-http`) on `http://127.0.0.1:9898/`
+//! by default (`--http-addr`, or its old name `--metrics-addr`), and prints
+//! the address it bound: the status page on `/`, `/metrics`, `/livez`,
+//! `/readyz`, `/status` and `/events`. `/readyz` says 200 once the critical
+//! `market-feed` runs (`ReadyWhen::CriticalServices`: `price-poller` fails
+//! for good on purpose). The server keeps answering while the fleet drains
+//! (`/readyz` is 503 from the first instant of the shutdown), and stops once
+//! it has drained.
+//!
+//! Under systemd (`NOTIFY_SOCKET` set, `deploy/systemd/fleet.service`) it
+//! sends `READY=1` at the same moment, its status line, the watchdog's
+//! keep-alives and `STOPPING=1`; without `NOTIFY_SOCKET` the notifier does
+//! nothing. Under Kubernetes (`deploy/k8s/`) the kubelet probes `/livez` and
+//! `/readyz`.
 //!
 //! # The fleet
 //!
-//! - `market-feed`: healthy, runs until shutdown. It is *critical* (the fleet
-//!   is useless without prices): if it fails for good, everything is drained
-//!   and the demo exits 2. `--fail-critical-after SECS` makes each of its runs
-//!   fail from then on, so its circuit breaker trips a second or two later;
+//! - `exchange-link`: the session with the exchange; connects, says it is
+//!   ready, runs until shutdown. `--kill-dependency-after SECS` makes it
+//!   fail for good then (the exchange bans the session: no restart);
+//! - `market-feed`: healthy, runs until shutdown, started once
+//!   `exchange-link` is ready (`.after(["exchange-link"])`), and stopped
+//!   (`DependencyStopped`) if it terminates. It is *critical* (the fleet
+//!   is useless without prices): if it fails for good, or is stopped because
+//!   its dependency failed for good, everything is drained and the demo
+//!   exits 2. `--fail-critical-after SECS` makes each of its runs fail from
+//!   then on, so its circuit breaker trips a second or two later;
 //! - `order-consumer`: fails three times ("broker unavailable"), then recovers;
 //! - `price-poller`: always fails: its circuit breaker trips;
 //! - `risk-engine`: loads its limits, then says it is ready; panics now and
@@ -54,10 +73,11 @@
 //! - 0: the fleet was drained after SIGTERM or Ctrl-C, after `--duration`,
 //!   or because a critical service *completed* (`market-feed` never does: it
 //!   is restarted whenever it returns);
-//! - 1: the demo could not run (a bad argument, the metrics address in use,
-//!   no signal handler), or a service was still active after the drain;
-//! - 2: the critical `market-feed` failed for good; the fleet was drained
-//!   first, and stderr says ``critical service `market-feed` failed: …``.
+//! - 1: the demo could not run (a bad argument, the HTTP address in use, no
+//!   signal handler), or a service was still active after the drain;
+//! - 2: the critical `market-feed` failed for good (itself, or because
+//!   `exchange-link` did); the fleet was drained first, and stderr says
+//!   ``critical service `market-feed` failed: …``.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -76,14 +96,20 @@ use supervisor_core::{
     ServicePhase, ShutdownError, SpawnError, SpawnOptions, Supervisor, SupervisorConfig,
     TerminationReason, service_fn,
 };
+use supervisor_http::systemd::Notifier;
+use supervisor_http::{HttpServer, ReadyWhen, SupervisorRoutes, drained};
+use supervisor_prometheus::PrometheusSink;
 use supervisor_prometheus::prometheus_client::registry::Registry;
-use supervisor_prometheus::{MetricsServer, PrometheusSink};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The services of the fleet, in the order they are spawned.
+/// What the fleet depends on, spawned first; the chaos task leaves it be.
+const DEPENDENCY: &str = "exchange-link";
+
+/// The services of the fleet after [`DEPENDENCY`], in the order they are
+/// spawned: what the chaos task picks from.
 const FLEET: [&str; 5] = [
     "market-feed",
     "order-consumer",
@@ -103,7 +129,8 @@ async fn main() -> anyhow::Result<ExitCode> {
     let args = parse_args()?;
 
     // Metrics: a Prometheus registry fed by the supervisor's events, served on
-    // `/metrics`. Swapping the back-end is the one `with_metrics_sink` line.
+    // `/metrics` with the rest of the HTTP surface. Swapping the back-end is
+    // the one `with_metrics_sink` line.
     let mut registry = Registry::default();
     let sink = Arc::new(PrometheusSink::register(&mut registry));
     // The supervisor's clock (every event's `at`) starts with it, within
@@ -136,12 +163,28 @@ async fn main() -> anyhow::Result<ExitCode> {
     let events = supervisor.subscribe();
     let table = LiveTable::join(supervisor.lifecycle_snapshots());
 
-    let server = MetricsServer::bind(args.metrics_addr, Arc::new(registry))
+    // The status page, the probes, the status, the events and the metrics,
+    // until the fleet has drained.
+    let server = HttpServer::bind(args.http_addr)
         .await
-        .with_context(|| format!("cannot serve metrics on {}", args.metrics_addr))?;
-    println!("serving metrics on http://{}/metrics", server.local_addr());
-    let (stop_metrics, metrics_stopped) = stop_signal();
-    let metrics_task = tokio::spawn(server.run(metrics_stopped));
+        .with_context(|| format!("cannot serve HTTP on {}", args.http_addr))?;
+    let addr = server.local_addr();
+    println!(
+        "serving the status page on http://{addr}/ (probes /livez /readyz, JSON /status, events /events)"
+    );
+    println!("serving metrics on http://{addr}/metrics");
+    // `price-poller` is meant to fail for good, so "every service ready"
+    // never holds: the process is ready (for a kubelet's `/readyz`, for
+    // systemd's `READY=1`) once its critical service is.
+    let routes = SupervisorRoutes::new(supervisor.clone())
+        .with_prometheus(Arc::new(registry))
+        .with_ready_when(ReadyWhen::CriticalServices);
+    let http_task = tokio::spawn(server.run(routes, drained(&supervisor)));
+    // Under systemd (`Type=notify`, deploy/systemd/): READY=1, STATUS=,
+    // WATCHDOG=1, STOPPING=1. Without `NOTIFY_SOCKET` it returns at once.
+    let notifier = Notifier::new(&supervisor)
+        .with_ready_when(ReadyWhen::CriticalServices)
+        .spawn();
 
     let (notes, notes_received) = tokio::sync::mpsc::unbounded_channel();
     let (stop_view, view_stopped) = stop_signal();
@@ -153,11 +196,13 @@ async fn main() -> anyhow::Result<ExitCode> {
         view_stopped,
     ));
 
+    let started = Instant::now();
     let fleet = Fleet {
         supervisor: supervisor.clone(),
-        critical_fails_at: args.fail_critical_after.map(|after| Instant::now() + after),
+        critical_fails_at: args.fail_critical_after.map(|after| started + after),
+        dependency_dies_at: args.kill_dependency_after.map(|after| started + after),
     };
-    for name in FLEET {
+    for name in std::iter::once(DEPENDENCY).chain(FLEET) {
         fleet.spawn(name)?;
     }
     let chaos = args.chaos.then(|| tokio::spawn(chaos(fleet, clock, notes)));
@@ -189,8 +234,10 @@ async fn main() -> anyhow::Result<ExitCode> {
     }
     let _ = stop_view.send(());
     let table = view.await.context("the live view panicked")?;
-    let _ = stop_metrics.send(());
-    let _ = metrics_task.await;
+    // The server and the notifier stop by themselves once the fleet has
+    // drained.
+    let _ = http_task.await;
+    notifier.await.context("the systemd notifier panicked")?;
 
     table.print();
     let active = print_summary(&supervisor, &table, &report);
@@ -244,21 +291,23 @@ fn print_summary(supervisor: &Supervisor, table: &LiveTable, report: &DrainRepor
 
 struct Args {
     duration: Option<Duration>,
-    metrics_addr: SocketAddr,
+    http_addr: SocketAddr,
     chaos: bool,
     fail_critical_after: Option<Duration>,
+    kill_dependency_after: Option<Duration>,
 }
 
-const USAGE: &str =
-    "usage: fleet [--duration SECS] [--metrics-addr ADDR] [--chaos] [--fail-critical-after SECS]";
+const USAGE: &str = "usage: fleet [--duration SECS] [--http-addr ADDR] [--chaos] \
+     [--fail-critical-after SECS] [--kill-dependency-after SECS]";
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = std::env::args().skip(1);
     let mut parsed = Args {
         duration: None,
-        metrics_addr: supervisor_prometheus::DEFAULT_ADDR,
+        http_addr: supervisor_http::DEFAULT_ADDR,
         chaos: false,
         fail_critical_after: None,
+        kill_dependency_after: None,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -266,13 +315,17 @@ fn parse_args() -> anyhow::Result<Args> {
             "--fail-critical-after" => {
                 parsed.fail_critical_after = Some(seconds(&arg, args.next())?)
             }
+            "--kill-dependency-after" => {
+                parsed.kill_dependency_after = Some(seconds(&arg, args.next())?)
+            }
             "--chaos" => parsed.chaos = true,
-            "--metrics-addr" => {
-                parsed.metrics_addr = args
+            // `--metrics-addr`: its name before the server served more than metrics.
+            "--http-addr" | "--metrics-addr" => {
+                parsed.http_addr = args
                     .next()
-                    .context("--metrics-addr needs an address such as 127.0.0.1:9898")?
+                    .with_context(|| format!("{arg} needs an address such as 127.0.0.1:9898"))?
                     .parse()
-                    .context("--metrics-addr takes an address such as 127.0.0.1:9898")?;
+                    .with_context(|| format!("{arg} takes an address such as 127.0.0.1:9898"))?;
             }
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -331,6 +384,9 @@ struct Fleet {
     supervisor: Supervisor,
     /// When `--fail-critical-after` makes the critical service fail.
     critical_fails_at: Option<Instant>,
+    /// When `--kill-dependency-after` makes the critical service's
+    /// dependency fail for good.
+    dependency_dies_at: Option<Instant>,
 }
 
 impl Fleet {
@@ -344,6 +400,30 @@ impl Fleet {
         };
         let supervisor = &self.supervisor;
         match name {
+            "exchange-link" => {
+                let dies_at = self.dependency_dies_at;
+                let link = service_fn("exchange-link", move |ctx: ServiceContext| async move {
+                    // The handshake, then the session is up.
+                    tokio::select! {
+                        () = ctx.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(Duration::from_millis(100)) => ctx.ready(),
+                    }
+                    let banned = async {
+                        match dies_at {
+                            Some(at) => tokio::time::sleep_until(at).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        () = ctx.cancelled() => Ok(()),
+                        () = banned => bail!("the exchange banned the session"),
+                    }
+                })
+                // A ban is final: no restart, it fails for good.
+                .with_restart_policy(RestartPolicy::Never);
+                let options = SpawnOptions::default().signals_readiness();
+                supervisor.spawn_service_with_options(link, options)
+            }
             "market-feed" => {
                 let fails_at = self.critical_fails_at;
                 let feed = service_fn("market-feed", move |ctx: ServiceContext| async move {
@@ -366,10 +446,12 @@ impl Fleet {
                     Ok(())
                 })
                 .with_restart_policy(RestartPolicy::Always);
-                // Failing for good (its breaker trips) shuts the fleet down.
+                // Failing for good (its breaker trips, or `exchange-link`
+                // fails for good) shuts the fleet down.
                 let options = SpawnOptions::with_backoff(
                     quick(200, 2_000).with_circuit_breaker(3, Duration::from_secs(30)),
                 )
+                .after([DEPENDENCY])
                 .critical();
                 supervisor.spawn_service_with_options(feed, options)
             }

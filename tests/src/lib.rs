@@ -13,7 +13,7 @@
 //!   adapters).
 //! - `prometheus` (feature `prometheus`): find `promtool` and `prometheus`,
 //!   lint with `promtool check metrics`, run a real Prometheus against a
-//!   target and query it, and an HTTP `GET` client.
+//!   target and query it, and an HTTP client (any request, Server-Sent Events).
 //!
 //! # Who should depend on this crate
 //!

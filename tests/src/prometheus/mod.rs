@@ -1,7 +1,7 @@
 //! Prometheus in tests (feature `prometheus`): find `promtool` and
 //! `prometheus`, lint an exposition with `promtool check metrics`, run a real
-//! Prometheus server scraping a target, query its HTTP API, and an HTTP `GET`
-//! client.
+//! Prometheus server scraping a target, query its HTTP API, and an HTTP
+//! client (requests, and a Server-Sent Events reader).
 //!
 //! The helpers spawn processes, write temporary folders and poll with real
 //! time, each wait bounded by a deadline.
@@ -32,6 +32,8 @@ mod http;
 mod server;
 mod tools;
 
-pub use self::http::{HttpError, HttpResponse, http_get};
+pub use self::http::{
+    HttpError, HttpResponse, SseEvent, SseStream, http_get, http_request, sse_connect,
+};
 pub use self::server::{PrometheusError, PrometheusServer, Sample, ScrapeConfig};
 pub use self::tools::{CommandOutput, SKIP_ENV_VAR, Tool, ToolNotFound, promtool_check_metrics};

@@ -9,9 +9,13 @@ mod contract;
 mod control;
 #[cfg(unix)]
 mod demo;
+#[cfg(unix)]
+mod demo_process;
 mod drain_race;
 mod events;
 mod holes;
+#[cfg(unix)]
+mod kubelet;
 mod otp;
 mod policy;
 mod prometheus;
