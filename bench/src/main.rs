@@ -28,6 +28,7 @@
 //! | 8 | soak: 1M restarts of one failing service | RSS growth |
 //! | 9 | control: stop, restart by call, remove every one of 100k idle services | ns/operation |
 //! | 10 | temporary churn: 100k one-shot temporary services, 1k in flight | ns/job; RSS growth |
+//! | 11 | the HTTP surface: `GET /metrics` of 1k services over loopback; the restart cycle next to a scraper or an SSE client | ns/scrape; ns/restart, ÷ without |
 //!
 //! Scenarios 1–3, 8, 9 and 10 run each measurement in a fresh process (this binary
 //! with the hidden `--child` argument); scenarios 2b and 7 run `alloc-count`, built
@@ -37,6 +38,7 @@
 mod churn;
 mod control;
 mod fleet;
+mod http;
 mod idle;
 mod measure;
 mod read_path;
@@ -95,7 +97,7 @@ fn main() -> Result<()> {
 }
 
 /// The scenario groups `--only` selects (for profiling one of them).
-const GROUPS: [&str; 12] = [
+const GROUPS: [&str; 13] = [
     "idle",
     "memory",
     "restart",
@@ -108,6 +110,7 @@ const GROUPS: [&str; 12] = [
     "soak",
     "control",
     "churn",
+    "http",
 ];
 
 /// Sizes of one run.
@@ -137,6 +140,10 @@ struct Plan {
     control_n: usize,
     /// The temporary-service churn.
     churn: Churn,
+    /// Idle services in the registry the HTTP scenarios serve.
+    http_services: usize,
+    /// Timed `GET /metrics` per format and round.
+    http_scrapes: usize,
     /// The longest any wait may take before the run fails.
     limit: Duration,
 }
@@ -166,6 +173,8 @@ impl Plan {
                 in_flight: 1_000,
                 warm_up: 50_000,
             },
+            http_services: 1_000,
+            http_scrapes: 200,
             limit: Duration::from_secs(600),
         }
     }
@@ -194,6 +203,8 @@ impl Plan {
                 in_flight: 10,
                 warm_up: 100,
             },
+            http_services: 10,
+            http_scrapes: 5,
             limit: Duration::from_secs(60),
         }
     }
@@ -243,6 +254,9 @@ fn run(plan: &Plan, only: Option<&str>, out: &Path) -> Result<()> {
     }
     if selected("churn") {
         figures.extend(churn_figures(plan, &exe)?);
+    }
+    if selected("http") {
+        figures.extend(http_figures(plan)?);
     }
     // In the order of the scenarios (a stable sort keeps N ascending).
     figures.sort_by_key(|figure| scenario_order(figure.scenario));
@@ -305,6 +319,9 @@ fn scenario_order(scenario: &str) -> usize {
         "control_remove",
         "churn",
         "churn_rss",
+        "metrics_scrape",
+        "restart_scraper",
+        "restart_event_stream",
     ]
     .iter()
     .position(|known| *known == scenario)
@@ -970,6 +987,152 @@ fn churn_figures(plan: &Plan, exe: &Path) -> Result<Vec<Figure>> {
     ])
 }
 
+/// Scenario 11: `GET /metrics` of `http_services` services through the
+/// real server, and the restart cycle next to a scraper, an SSE client or
+/// an in-process subscriber, interleaved with the cycle alone.
+fn http_figures(plan: &Plan) -> Result<Vec<Figure>> {
+    let n = plan.http_services;
+    let mut openmetrics = Vec::new();
+    let mut text = Vec::new();
+    let mut render = Vec::new();
+    let mut shape = (0, 0);
+    let mut restarts: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut work: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for round in 1..=plan.rounds {
+        let scrapes = http::scrapes(n, plan.http_scrapes, plan.limit)?;
+        progress(&format!(
+            "GET /metrics of {n} services round {round}/{}: {:.0} ns (OpenMetrics), {:.0} ns (text), render alone {:.0} ns; {} bytes, {} samples",
+            plan.rounds,
+            median(&scrapes.openmetrics),
+            median(&scrapes.text),
+            median(&scrapes.render),
+            scrapes.bytes,
+            scrapes.samples,
+        ));
+        openmetrics.extend(scrapes.openmetrics);
+        text.extend(scrapes.text);
+        render.extend(scrapes.render);
+        shape = (scrapes.bytes, scrapes.samples);
+        for alongside in http::Alongside::ALL {
+            let measured = http::restart_alongside(alongside, n, plan.restarts, plan.limit)?;
+            progress(&format!(
+                "restart cycle next to {n} served services round {round}/{}: {} alongside, {:.0} ns/restart{}",
+                plan.rounds,
+                alongside.as_str(),
+                measured.ns,
+                match alongside {
+                    http::Alongside::Nothing => String::new(),
+                    _ => format!(" ({} {})", measured.work, alongside.work_unit()),
+                },
+            ));
+            restarts
+                .entry(alongside.as_str())
+                .or_default()
+                .push(measured.ns);
+            work.entry(alongside.as_str())
+                .or_default()
+                .push(measured.work as f64);
+            if alongside != http::Alongside::Nothing {
+                ensure!(
+                    measured.work > 0,
+                    "the {} did nothing alongside the restarts",
+                    alongside.as_str()
+                );
+            }
+        }
+    }
+    let scrape = median(&openmetrics);
+    let of = |alongside: http::Alongside| median(&restarts[alongside.as_str()]);
+    let work_of = |alongside: http::Alongside| median(&work[alongside.as_str()]);
+    let nothing = of(http::Alongside::Nothing);
+    let scraper = of(http::Alongside::Scraper);
+    let stream = of(http::Alongside::EventStream);
+    let subscriber = of(http::Alongside::Subscriber);
+    let busy = of(http::Alongside::BusyWorker);
+    let (bytes, samples) = shape;
+    // Bounded: a Prometheus scrapes every 15 s to 1 min with a 10 s timeout;
+    // 5 ms per scrape of 1k services is under 0.05 % of a core at 15 s, and
+    // far from the timeouts of a scrape (10 s) and of the probes sharing the
+    // server (1 s).
+    let limit_ns = 5e6;
+    Ok(vec![
+        Figure::new(
+            "metrics_scrape",
+            format!(
+                "11 GET /metrics of N services through the router and server, loopback keep-alive HTTP/1.1, as Prometheus asks (OpenMetrics), ns/scrape (text 0.0.4 {}; render alone {}; p99 {}; {bytes} bytes, {samples} samples)",
+                Unit::Ns.show(median(&text)),
+                Unit::Ns.show(median(&render)),
+                Unit::Ns.show(measure::quantile(&openmetrics, 0.99)),
+            ),
+            n as u64,
+            Unit::Ns,
+            scrape,
+        )
+        .check(Check::value_at_most(
+            "median per scrape",
+            Unit::Ns,
+            scrape,
+            limit_ns,
+            false,
+        ))
+        .extra("text_ns", format!("{:.0}", median(&text)))
+        .extra("render_ns", format!("{:.0}", median(&render)))
+        .extra(
+            "p99_ns",
+            format!("{:.0}", measure::quantile(&openmetrics, 0.99)),
+        )
+        .extra("bytes", bytes.to_string())
+        .extra("samples", samples.to_string()),
+        Figure::new(
+            "restart_scraper",
+            format!(
+                "11 restart cycle next to N served idle services while a thread scrapes /metrics back to back, ns/restart (nothing alongside {nothing:.0} ns; a task as busy, touching nothing, {busy:.0} ns, so {:.2}× is the scrape's; {:.0} scrapes per measurement)",
+                scraper / busy,
+                work_of(http::Alongside::Scraper),
+            ),
+            n as u64,
+            Unit::Ns,
+            scraper,
+        )
+        .check(Check::ratio_at_most(
+            "with scraper ÷ without",
+            scraper / nothing,
+            1.1,
+        ))
+        .extra("without_ns", format!("{nothing:.1}"))
+        .extra("busy_ns", format!("{busy:.1}"))
+        .extra("vs_busy", format!("{:.3}", scraper / busy))
+        .extra(
+            "scrapes",
+            format!("{:.0}", work_of(http::Alongside::Scraper)),
+        ),
+        Figure::new(
+            "restart_event_stream",
+            format!(
+                "11 restart cycle next to N served idle services while an SSE client follows /events, ns/restart (nothing alongside {nothing:.0} ns, {:.2}×; an in-process subscriber {subscriber:.0} ns, {:.2}×; {:.0} events read per measurement)",
+                stream / nothing,
+                subscriber / nothing,
+                work_of(http::Alongside::EventStream),
+            ),
+            n as u64,
+            Unit::Ns,
+            stream,
+        )
+        .check(Check::ratio_at_most(
+            "with SSE client ÷ with a subscriber",
+            stream / subscriber,
+            1.1,
+        ))
+        .extra("without_ns", format!("{nothing:.1}"))
+        .extra("subscriber_ns", format!("{subscriber:.1}"))
+        .extra("vs_nothing", format!("{:.3}", stream / nothing))
+        .extra(
+            "events",
+            format!("{:.0}", work_of(http::Alongside::EventStream)),
+        ),
+    ])
+}
+
 /// The hidden entry point of the fresh processes: `--child <kind> <variant> <args…> <limit-secs>`.
 fn child_main(args: &[String]) -> Result<()> {
     let kind = args.first().context("missing child kind")?;
@@ -1172,6 +1335,10 @@ fn notes(plan: &Plan) -> Vec<String> {
         format!(
             "Temporary churn (10): {} one-shot jobs (`RestartPolicy::Never`, `temporary()`), at most {} in flight (a semaphore permit lives in each job's task), after {} warm-up jobs; timed until every job's task is gone (project: forgotten); RSS read after the warm-up and at the end. raw = bare `tokio::spawn`; tgs = a nested subsystem per job.",
             plan.churn.jobs, plan.churn.in_flight, plan.churn.warm_up
+        ),
+        format!(
+            "HTTP (11): {} idle services with the Prometheus sink, served by `supervisor-http` (`HttpServer`, default limits) on the scenario's runtime (with its I/O driver); the clients are OS threads on `ureq` (keep-alive). /metrics is timed by the client, request to last byte, {} times per format and round. The restart cycle (one service failing {} times, as in 4) runs next to them with nothing else, a scraper looping on /metrics (Prometheus' `Accept`), a task keeping the other worker busy in 3 ms slices without touching the supervisor (the scraper's control), an SSE client reading /events, or an in-process `subscribe()` drain (4c's cost), interleaved; a fresh runtime, supervisor and server per measurement.",
+            plan.http_services, plan.http_scrapes, plan.restarts
         ),
         "next_backoff: base 100 ms, max 30 s, ×2, `reset()` every 8 calls (a realistic climb); allocations counted by `stats_alloc` in the separate `alloc-count` binary, after a warm-up.".to_owned(),
     ]

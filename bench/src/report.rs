@@ -25,7 +25,8 @@ impl Unit {
     pub(crate) fn show(self, value: f64) -> String {
         match self {
             Unit::Ns if value.abs() < 100.0 => format!("{value:.1} ns"),
-            Unit::Ns if value.abs() < 10_000_000.0 => format!("{value:.0} ns"),
+            Unit::Ns if value.abs() < 1_000_000.0 => format!("{value:.0} ns"),
+            Unit::Ns if value.abs() < 10_000_000.0 => format!("{:.2} ms", value / 1e6),
             Unit::Ns => format!("{:.1} ms", value / 1e6),
             Unit::Bytes if value.abs() < 10_240.0 => format!("{value:.0} B"),
             Unit::Bytes => format!("{:.1} KiB", value / 1024.0),
