@@ -20,6 +20,9 @@
 //!   sentence and a stable [`kind`](TerminationReason::kind) label.
 //! - [`ServiceLifecycleSnapshot`]: a plain-data copy for status pages,
 //!   exporters and logs.
+//! - [`RestartIntensity`] and [`IntensityWindow`]: how many restarts a group
+//!   of services may make within a period, counted as OTP's `supervisor`
+//!   counts them; [`IntensityExceeded`] when the group must give up.
 //! - [`InvalidTransition`] and [`NotRunning`]: the typed errors. An illegal
 //!   move returns one of them and changes nothing; nothing here panics.
 //!
@@ -84,6 +87,7 @@
 
 mod error;
 mod failure;
+mod intensity;
 mod machine;
 mod phase;
 mod reason;
@@ -91,6 +95,7 @@ mod snapshot;
 
 pub use crate::error::{InvalidTransition, NotRunning};
 pub use crate::failure::{FailureCounts, FailureKind};
+pub use crate::intensity::{IntensityExceeded, IntensityWindow, RestartIntensity};
 pub use crate::machine::ServiceLifecycle;
 pub use crate::phase::ServicePhase;
 pub use crate::reason::TerminationReason;

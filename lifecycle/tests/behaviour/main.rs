@@ -1,6 +1,7 @@
 //! Behaviour tests of the `lifecycle` crate, in one test binary.
 
 mod examples;
+mod intensity;
 mod properties;
 mod reasons;
 #[cfg(feature = "serde")]
