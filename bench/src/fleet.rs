@@ -189,6 +189,17 @@ impl Fleet {
     }
 
     fn spawn_supervised(&self, name: &Arc<str>, script: &Arc<Script>) -> Result<()> {
+        self.spawn_supervised_with(name, script, zero_backoff())
+    }
+
+    /// Spawns one service of the project's fleet that runs `script` with
+    /// `options`.
+    pub(crate) fn spawn_supervised_with(
+        &self,
+        name: &Arc<str>,
+        script: &Arc<Script>,
+        options: SpawnOptions,
+    ) -> Result<()> {
         let Fleet::Project(supervisor) = self else {
             bail!("not a supervisor");
         };
@@ -197,7 +208,7 @@ impl Fleet {
             script: Arc::clone(script),
         };
         supervisor
-            .spawn_service_with_options(service, zero_backoff())
+            .spawn_service_with_options(service, options)
             .with_context(|| format!("cannot spawn `{name}`"))?;
         Ok(())
     }

@@ -24,6 +24,7 @@
 //! | 2b | 100k one-shot services, terminated | live heap bytes kept per service (the `alloc-count` binary) |
 //! | 4b | restart cycle with the Prometheus sink attached | ns/restart, ÷ without |
 //! | 4c | restart cycle with one live subscriber draining `subscribe()` | ns/restart, ÷ without |
+//! | 4d | restart cycle of a service spawned with a heartbeat interval | ns/restart, ÷ without |
 //! | 7 | `BackoffState::next_backoff` | ns/call, allocations (the `alloc-count` binary) |
 //! | 8 | soak: 1M restarts of one failing service | RSS growth |
 //! | 9 | control: stop, restart by call, remove every one of 100k idle services | ns/operation |
@@ -97,12 +98,13 @@ fn main() -> Result<()> {
 }
 
 /// The scenario groups `--only` selects (for profiling one of them).
-const GROUPS: [&str; 13] = [
+const GROUPS: [&str; 14] = [
     "idle",
     "memory",
     "restart",
     "sinks",
     "subscriber",
+    "heartbeat",
     "terminated",
     "burst",
     "snapshot",
@@ -234,6 +236,9 @@ fn run(plan: &Plan, only: Option<&str>, out: &Path) -> Result<()> {
     if selected("subscriber") {
         figures.push(subscriber_figure(plan)?);
     }
+    if selected("heartbeat") {
+        figures.push(heartbeat_figure(plan)?);
+    }
     if selected("terminated") {
         figures.push(terminated_figure(plan, &exe)?);
     }
@@ -305,6 +310,7 @@ fn scenario_order(scenario: &str) -> usize {
         "restart",
         "restart_prometheus",
         "restart_subscriber",
+        "restart_heartbeat",
         "terminated",
         "burst",
         "burst_flatness",
@@ -553,6 +559,50 @@ fn subscriber_figure(plan: &Plan) -> Result<Figure> {
     .extra("without_ns", format!("{without:.1}"))
     .extra("events_per_restart", format!("{per_restart:.3}"))
     .extra("missed_share", format!("{missed_share:.4}")))
+}
+
+/// Scenario 4d: the restart cycle of a service spawned with a heartbeat
+/// interval (60 s, never reached), against the same cycle without one,
+/// interleaved: what a required heartbeat costs each run. The cycle without
+/// one is scenario 4's project figure, for comparison with earlier runs.
+fn heartbeat_figure(plan: &Plan) -> Result<Figure> {
+    const INTERVAL: Duration = Duration::from_secs(60);
+    let mut without = Vec::new();
+    let mut with = Vec::new();
+    for round in 1..=plan.rounds {
+        for interval in [None, Some(INTERVAL)] {
+            let ns = restart::heartbeat_cycle(interval, plan.restarts, plan.limit)?;
+            progress(&format!(
+                "restart cycle with a heartbeat round {round}/{}: {} {ns:.0} ns/restart",
+                plan.rounds,
+                if interval.is_some() {
+                    "heartbeat"
+                } else {
+                    "no heartbeat"
+                },
+            ));
+            match interval {
+                Some(_) => with.push(ns),
+                None => without.push(ns),
+            }
+        }
+    }
+    let (with, without) = (median(&with), median(&without));
+    Ok(Figure::new(
+        "restart_heartbeat",
+        format!(
+            "4d restart cycle of a service spawned with a heartbeat interval, ns/restart (without: {without:.0} ns)"
+        ),
+        plan.restarts,
+        Unit::Ns,
+        with,
+    )
+    .check(Check::ratio_at_most(
+        "with heartbeat ÷ without",
+        with / without,
+        1.3,
+    ))
+    .extra("without_ns", format!("{without:.1}")))
 }
 
 /// Scenario 2b: the live heap bytes a terminated service keeps, through the
@@ -1328,6 +1378,7 @@ fn notes(plan: &Plan) -> Vec<String> {
             plan.burst_failures, plan.burst_ns[0], plan.burst_min_restarts
         ),
         "Restart with a subscriber (4c): the restart cycle run alternately with no subscriber and with one task draining `Supervisor::subscribe()` (default capacity 1024; events it misses by lagging are counted, not waited for).".to_owned(),
+        "Restart with a heartbeat (4d): the restart cycle run alternately without and with `SpawnOptions::heartbeat(60 s)` (each run makes its boxed deadline; the run fails before it is ever reached).".to_owned(),
         format!(
             "Control (9): {} idle services run; then every one is asked (stop / restart / remove through its `ServiceHandle`), and all answers are awaited; timed from the first request to the last answer (restart: until every new run's body ran). raw keeps a child token and `JoinHandle` per task (remove: in a name-keyed `HashMap`); tgs has a per-subsystem stop only.",
             plan.control_n

@@ -1,5 +1,6 @@
 //! Scenarios 4, 5 and 8: the restart cycle of one failing service (4c: with
-//! one live subscriber to the lifecycle events), a burst of N services
+//! one live subscriber to the lifecycle events; 4d: spawned with a heartbeat
+//! interval), a burst of N services
 //! failing and restarting at once, and the soak (RSS before and after a
 //! million restarts).
 //!
@@ -13,19 +14,52 @@ use anyhow::{Context, Result, ensure};
 use supervisor_core::{LifecycleEvents, RecvError};
 use tokio_util::sync::CancellationToken;
 
-use crate::fleet::{Fleet, Variant};
+use crate::fleet::{Fleet, Variant, zero_backoff};
 use crate::measure::{Arrivals, now, per, rss_bytes, run_on_worker, runtime};
 use crate::script::{Gate, Script, names};
 
 /// ns per restart of one service that fails `restarts` times in a row.
 pub(crate) fn cycle(variant: Variant, restarts: u64, limit: Duration) -> Result<f64> {
+    cycle_of(variant, restarts, limit, |fleet, name, script| {
+        fleet.spawn_restarting(name, script)
+    })
+}
+
+/// [`cycle`] for the project, the service spawned with a heartbeat of
+/// `interval` when it is `Some` (long enough never to fire: the figure is
+/// what requiring heartbeats costs each run).
+pub(crate) fn heartbeat_cycle(
+    interval: Option<Duration>,
+    restarts: u64,
+    limit: Duration,
+) -> Result<f64> {
+    let options = match interval {
+        Some(interval) => zero_backoff().heartbeat(interval),
+        None => zero_backoff(),
+    };
+    cycle_of(
+        Variant::Project,
+        restarts,
+        limit,
+        move |fleet, name, script| fleet.spawn_supervised_with(name, script, options),
+    )
+}
+
+/// ns per restart of one service, spawned by `spawn`, that fails `restarts`
+/// times in a row.
+fn cycle_of(
+    variant: Variant,
+    restarts: u64,
+    limit: Duration,
+    spawn: impl FnOnce(&Fleet, &Arc<str>, &Arc<Script>) -> Result<()> + Send + 'static,
+) -> Result<f64> {
     let runtime = runtime()?;
     run_on_worker(&runtime, async move {
         let done = Arc::new(Arrivals::new(1));
         let script = Arc::new(Script::failing(restarts, Arc::clone(&done)));
         let mut fleet = Fleet::new(variant)?;
         let started = now();
-        fleet.spawn_restarting(&Arc::from("crasher"), &script)?;
+        spawn(&fleet, &Arc::from("crasher"), &script)?;
         done.wait(limit).await?;
         let elapsed = started.elapsed();
         check_restarts(&fleet, &[Arc::clone(&script)], restarts)?;

@@ -11,7 +11,8 @@ use core::fmt;
 ///
 /// assert_eq!(FailureKind::Panic.as_str(), "panic");
 /// assert_eq!(FailureKind::Timeout.to_string(), "timeout");
-/// assert_eq!(FailureKind::ALL.len(), 3);
+/// assert_eq!(FailureKind::Hung.as_str(), "hung");
+/// assert_eq!(FailureKind::ALL.len(), 4);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(
@@ -29,13 +30,21 @@ pub enum FailureKind {
     /// The run was still going at a deadline and was aborted (for example at
     /// the shutdown timeout).
     Timeout,
+    /// The run missed a heartbeat it was required to send (a watchdog, like
+    /// systemd's `WatchdogSec`): it was asked to stop for it, and dropped if
+    /// it did not stop in time.
+    Hung,
 }
 
 impl FailureKind {
     /// Every kind, in a fixed order (for exporters that pre-create one series
     /// per kind).
-    pub const ALL: [FailureKind; 3] =
-        [FailureKind::Error, FailureKind::Panic, FailureKind::Timeout];
+    pub const ALL: [FailureKind; 4] = [
+        FailureKind::Error,
+        FailureKind::Panic,
+        FailureKind::Timeout,
+        FailureKind::Hung,
+    ];
 
     /// A stable lowercase label, for metrics and logs.
     #[must_use]
@@ -44,6 +53,7 @@ impl FailureKind {
             FailureKind::Error => "error",
             FailureKind::Panic => "panic",
             FailureKind::Timeout => "timeout",
+            FailureKind::Hung => "hung",
         }
     }
 }
@@ -68,8 +78,10 @@ impl fmt::Display for FailureKind {
 /// failures.record(FailureKind::Error);
 /// failures.record(FailureKind::Error);
 /// failures.record(FailureKind::Timeout);
+/// failures.record(FailureKind::Hung);
 /// assert_eq!(failures.get(FailureKind::Error), 2);
-/// assert_eq!(failures.total(), 3);
+/// assert_eq!(failures.hung, 1);
+/// assert_eq!(failures.total(), 4);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -80,6 +92,9 @@ pub struct FailureCounts {
     pub panic: u64,
     /// Runs aborted at a deadline.
     pub timeout: u64,
+    /// Runs that missed a required heartbeat.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub hung: u64,
 }
 
 impl FailureCounts {
@@ -96,6 +111,7 @@ impl FailureCounts {
             FailureKind::Error => self.error,
             FailureKind::Panic => self.panic,
             FailureKind::Timeout => self.timeout,
+            FailureKind::Hung => self.hung,
         }
     }
 
@@ -105,6 +121,7 @@ impl FailureCounts {
         self.error
             .saturating_add(self.panic)
             .saturating_add(self.timeout)
+            .saturating_add(self.hung)
     }
 
     fn counter(&mut self, kind: FailureKind) -> &mut u64 {
@@ -112,6 +129,7 @@ impl FailureCounts {
             FailureKind::Error => &mut self.error,
             FailureKind::Panic => &mut self.panic,
             FailureKind::Timeout => &mut self.timeout,
+            FailureKind::Hung => &mut self.hung,
         }
     }
 }

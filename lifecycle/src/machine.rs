@@ -409,8 +409,10 @@ impl ServiceLifecycle {
     }
 
     /// Enter [`BackingOff`](ServicePhase::BackingOff) from
-    /// [`Running`](ServicePhase::Running): the run ended and the restart waits
-    /// `delay`.
+    /// [`Running`](ServicePhase::Running) (the run ended and the restart waits
+    /// `delay`) or from [`Stopping`](ServicePhase::Stopping) (the supervisor
+    /// stopped the run because it failed, for example by missing a
+    /// heartbeat, and the restart waits `delay`).
     ///
     /// Closes the running interval. A failed run is recorded separately, with
     /// [`record_failure`](Self::record_failure) before this call; a run that

@@ -18,7 +18,8 @@ use core::fmt;
 ///                     ┌─────────┴──────────┐                          │
 ///                     ▼                    ▼                          │
 ///                 Stopping ──────────► Terminated                     │
-///                     └──────── restart asked for by the host ───────┘
+///                     ├──────── restart asked for by the host ───────┘
+///                     └──────── a hung run stopped ──────► BackingOff
 /// ```
 ///
 /// | from \ to      | Starting | Running | BackingOff | Restarting | Stopping | Terminated |
@@ -27,12 +28,15 @@ use core::fmt;
 /// | **Running**    |          |         | ✓          |            | ✓        | ✓          |
 /// | **BackingOff** |          |         |            | ✓          | ✓        | ✓          |
 /// | **Restarting** |          | ✓       |            |            | ✓        | ✓          |
-/// | **Stopping**   |          |         |            | ✓          |          | ✓          |
+/// | **Stopping**   |          |         | ✓          | ✓          |          | ✓          |
 /// | **Terminated** |          |         |            |            |          |            |
 ///
 /// No phase may follow itself, nothing leads back to `Starting`, and
 /// `Terminated` is absorbing. `Stopping → Restarting` is a restart asked for
 /// while the service ran: its run is stopped, then it starts again.
+/// `Stopping → BackingOff` is a run stopped by its supervisor because it
+/// failed (it missed a heartbeat): once it stopped, the restart policy backs
+/// off as after any failed run.
 ///
 /// With the `serde` feature a phase serializes as its [`as_str`](Self::as_str)
 /// label (`"backing_off"`, …).
@@ -125,7 +129,7 @@ impl ServicePhase {
     ///
     /// assert_eq!(
     ///     ServicePhase::Stopping.successors(),
-    ///     &[ServicePhase::Restarting, ServicePhase::Terminated]
+    ///     &[ServicePhase::BackingOff, ServicePhase::Restarting, ServicePhase::Terminated]
     /// );
     /// assert!(ServicePhase::Terminated.successors().is_empty());
     /// ```
@@ -137,7 +141,7 @@ impl ServicePhase {
             Running => &[BackingOff, Stopping, Terminated],
             BackingOff => &[Restarting, Stopping, Terminated],
             Restarting => &[Running, Stopping, Terminated],
-            Stopping => &[Restarting, Terminated],
+            Stopping => &[BackingOff, Restarting, Terminated],
             Terminated => &[],
         }
     }

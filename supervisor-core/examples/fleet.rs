@@ -267,7 +267,7 @@ fn print_summary(supervisor: &Supervisor, table: &LiveTable, report: &DrainRepor
     }
     let m = supervisor.metrics().snapshot();
     println!(
-        "final metrics: spawned_total={} terminated_total={} active_services={} restarts_total={} circuit_breaker_trips={} failures_error={} failures_panic={} failures_timeout={}",
+        "final metrics: spawned_total={} terminated_total={} active_services={} restarts_total={} circuit_breaker_trips={} failures_error={} failures_panic={} failures_timeout={} failures_hung={}",
         m.spawned_total,
         m.terminated_total,
         m.active_services,
@@ -276,6 +276,7 @@ fn print_summary(supervisor: &Supervisor, table: &LiveTable, report: &DrainRepor
         m.failures.error,
         m.failures.panic,
         m.failures.timeout,
+        m.failures.hung,
     );
     let cause = report
         .cause

@@ -445,7 +445,8 @@ impl StopTimeout {
 /// .restart_policy(RestartPolicy::OnFailure)
 /// .stop_timeout(Duration::from_secs(5))
 /// .after(["db", "cache"])
-/// .signals_readiness();
+/// .signals_readiness()
+/// .heartbeat(Duration::from_secs(10));
 /// assert!(options.backoff.is_some());
 /// ```
 #[derive(Debug, Clone, Default)]
@@ -459,6 +460,7 @@ pub struct SpawnOptions {
     pub(crate) signals_readiness: bool,
     pub(crate) temporary: bool,
     pub(crate) critical: bool,
+    pub(crate) heartbeat: Option<Duration>,
 }
 
 impl SpawnOptions {
@@ -690,6 +692,71 @@ impl SpawnOptions {
     #[must_use]
     pub fn critical(mut self) -> Self {
         self.critical = true;
+        self
+    }
+
+    /// The service must send heartbeats (a watchdog, systemd's
+    /// `WatchdogSec`): while it runs, it calls
+    /// [`ServiceContext::heartbeat`](crate::ServiceContext::heartbeat) at
+    /// least once per `interval`, or its run is taken as hung.
+    ///
+    /// The first deadline is `interval` after the run starts (each run, not
+    /// the spawn, and not readiness). When a deadline passes, the supervisor
+    /// checks whether the run beat since the previous check: if it did, the
+    /// next deadline is `interval` after this check; if it did not, the run
+    /// is hung. So a run that beats at least once per `interval` is never
+    /// taken as hung, and one that stops beating is found within two
+    /// intervals of its last beat.
+    ///
+    /// A hung run fails with [`FailureKind::Hung`](crate::FailureKind::Hung)
+    /// ("no heartbeat within …"): it is asked to stop as a stop would (its
+    /// context is cancelled; the service goes `Stopping`), dropped if it has
+    /// not returned by its [stop timeout](Self::stop_timeout), and then its
+    /// restart policy decides as after any failed run (backoff and circuit
+    /// breaker, or `Unrecoverable` under
+    /// [`RestartPolicy::Never`](crate::RestartPolicy::Never)). A stop, a
+    /// restart or the shutdown asked for while a hung run is being stopped
+    /// wins, as it would over any failure. A zero interval is refused at
+    /// spawn ([`SpawnError::InvalidHeartbeat`](crate::SpawnError::InvalidHeartbeat)).
+    ///
+    /// Services spawned without it pay nothing: no timer, no check.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, FailureKind, ServiceContext, SpawnOptions, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let worker = service_fn("worker", |ctx: ServiceContext| async move {
+    ///     loop {
+    ///         tokio::select! {
+    ///             _ = ctx.cancelled() => return anyhow::Ok(()),
+    ///             _ = tokio::time::sleep(Duration::from_secs(1)) => ctx.heartbeat(),
+    ///         }
+    ///     }
+    /// });
+    /// let stuck = service_fn("stuck", |ctx: ServiceContext| async move {
+    ///     ctx.cancelled().await; // Never beats.
+    ///     anyhow::Ok(())
+    /// });
+    /// let options = SpawnOptions::default().heartbeat(Duration::from_secs(2));
+    /// let worker = supervisor.spawn_service_with_options(worker, options.clone())?;
+    /// let stuck = supervisor.spawn_service_with_options(stuck, options)?;
+    ///
+    /// tokio::time::sleep(Duration::from_secs(3)).await;
+    /// assert_eq!(worker.snapshot().failures.total(), 0);
+    /// let snapshot = stuck.snapshot();
+    /// assert_eq!(snapshot.failures.get(FailureKind::Hung), 1);
+    /// assert_eq!(snapshot.last_error.as_deref(), Some("no heartbeat within 2s"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = Some(interval);
         self
     }
 }

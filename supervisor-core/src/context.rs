@@ -21,6 +21,11 @@
 //! 5. Nothing is paid for what a run does not use: the [`CancellationToken`]
 //!    is made only if the service asks for [`ServiceContext::token`], and a
 //!    cancellation wakes waiters only if some future waits.
+//! 6. A heartbeat is one bit of the same word: [`ServiceContext::heartbeat`]
+//!    sets it (a load, and a read-modify-write only if it was clear; no lock,
+//!    no allocation, no wake-up), and the runner clears it when it checks a
+//!    heartbeat deadline. A beat before the check is seen by it; a beat
+//!    after it is seen by the next one.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,8 +70,8 @@ pub struct ServiceContext {
 /// The state one run shares between its supervisor and its context.
 pub(crate) struct RunState {
     slot: Arc<ServiceSlot>,
-    /// [`CANCELLED`], [`TOKEN_MADE`], [`READY`], and the waiters in units of
-    /// [`WAITER`].
+    /// [`CANCELLED`], [`TOKEN_MADE`], [`READY`], [`HEARTBEAT`], and the
+    /// waiters in units of [`WAITER`].
     state: AtomicUsize,
     /// Wakes the waiting [`ServiceContext::cancelled`] futures.
     notify: Notify,
@@ -80,8 +85,10 @@ const CANCELLED: usize = 1;
 const TOKEN_MADE: usize = 2;
 /// Set by [`ServiceContext::ready`].
 const READY: usize = 4;
+/// Set by [`ServiceContext::heartbeat`], cleared by the runner's check.
+const HEARTBEAT: usize = 8;
 /// One waiting [`ServiceContext::cancelled`] future.
-const WAITER: usize = 8;
+const WAITER: usize = 16;
 
 impl std::fmt::Debug for RunState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -237,6 +244,45 @@ impl ServiceContext {
         }
     }
 
+    /// Says this run is alive, for a service spawned with
+    /// [`SpawnOptions::heartbeat`](crate::SpawnOptions::heartbeat) (systemd's
+    /// `WATCHDOG=1`): a run that does not call it at least once per interval
+    /// is taken as hung, stopped, and restarted by its policy. Cheap enough
+    /// for a hot loop: one atomic load, and one atomic write if this is the
+    /// run's first beat since the supervisor last checked; no lock, no
+    /// allocation. Does nothing for a service spawned without a heartbeat
+    /// interval.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{service_fn, ServiceContext, SpawnOptions, Supervisor, SupervisorConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+    /// let pump = service_fn("pump", |ctx: ServiceContext| async move {
+    ///     while !ctx.is_cancelled() {
+    ///         tokio::time::sleep(Duration::from_millis(300)).await; // One batch.
+    ///         ctx.heartbeat();
+    ///     }
+    ///     anyhow::Ok(())
+    /// });
+    /// let options = SpawnOptions::default().heartbeat(Duration::from_secs(1));
+    /// let handle = supervisor.spawn_service_with_options(pump, options)?;
+    /// tokio::time::sleep(Duration::from_secs(60)).await;
+    /// assert_eq!(handle.snapshot().start_count, 1); // Never taken as hung.
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn heartbeat(&self) {
+        let state = &self.run.state;
+        if state.load(Ordering::Relaxed) & HEARTBEAT == 0 {
+            state.fetch_or(HEARTBEAT, Ordering::Release);
+        }
+    }
+
     /// Completes when the supervisor asks this run to stop (a stop, restart
     /// or removal of the service, or the shutdown), once
     /// the run has ended, or when its [`token`](Self::token) is cancelled.
@@ -370,6 +416,16 @@ impl RunContexts {
             return false;
         }
         current.state.fetch_and(!READY, Ordering::AcqRel) & READY != 0
+    }
+
+    /// Whether the current run beat since the last call; clears the bit, so
+    /// each beat is read once.
+    pub(crate) fn take_heartbeat(&self) -> bool {
+        let Some(current) = &self.current else {
+            return false;
+        };
+        current.state.load(Ordering::Acquire) & HEARTBEAT != 0
+            && current.state.fetch_and(!HEARTBEAT, Ordering::AcqRel) & HEARTBEAT != 0
     }
 
     /// The context of `slot`'s next run: the previous state reset in place

@@ -66,6 +66,13 @@ pub enum SpawnError {
         /// What is wrong with the configuration.
         source: InvalidBackoff,
     },
+    /// The heartbeat interval of
+    /// [`SpawnOptions::heartbeat`](crate::SpawnOptions::heartbeat) is zero:
+    /// no run could ever meet it.
+    InvalidHeartbeat {
+        /// The service that was refused.
+        name: String,
+    },
     /// A dependency named in [`SpawnOptions::after`](crate::SpawnOptions::after)
     /// is not registered (dependencies are spawned first).
     UnknownDependency {
@@ -114,6 +121,9 @@ impl fmt::Display for SpawnError {
             SpawnError::InvalidBackoff { name, .. } => {
                 write!(f, "invalid backoff configuration for `{name}`")
             }
+            SpawnError::InvalidHeartbeat { name } => {
+                write!(f, "cannot spawn `{name}`: its heartbeat interval is zero")
+            }
             SpawnError::UnknownDependency { name, dependency } => write!(
                 f,
                 "cannot spawn `{name}`: its dependency `{dependency}` is not registered"
@@ -140,6 +150,7 @@ impl StdError for SpawnError {
             | SpawnError::NoRuntime { .. }
             | SpawnError::NoTimeDriver { .. }
             | SpawnError::Panicked { .. }
+            | SpawnError::InvalidHeartbeat { .. }
             | SpawnError::UnknownDependency { .. }
             | SpawnError::DependencyTerminated { .. }
             | SpawnError::DependencyCycle { .. } => None,

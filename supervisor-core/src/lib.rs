@@ -13,9 +13,10 @@
 //!   [`ready`](ServiceContext::ready) to say it is up.
 //! - [`SpawnOptions`] holds one service's settings (OTP's child spec): its
 //!   backoff, a restart policy that overrides the service's, its
-//!   [`StopTimeout`], its dependencies ([`after`](SpawnOptions::after)), and
-//!   whether it [signals readiness](SpawnOptions::signals_readiness) itself,
-//!   is [temporary](SpawnOptions::temporary) or
+//!   [`StopTimeout`], its dependencies ([`after`](SpawnOptions::after)), the
+//!   [heartbeat](SpawnOptions::heartbeat) its runs must send, and whether it
+//!   [signals readiness](SpawnOptions::signals_readiness) itself, is
+//!   [temporary](SpawnOptions::temporary) or
 //!   [critical](SpawnOptions::critical).
 //! - [`ServiceHandle`], returned by every spawn (or by
 //!   [`Supervisor::service`]), controls one service:
@@ -49,6 +50,7 @@
 //! | `Ok(())` | restart after a short fixed delay, backoff reset | `Completed` | `Completed` |
 //! | `Err(_)` | restart after backoff | restart after backoff | `Unrecoverable` |
 //! | panic (in `run`, its future, its drop, or its error's formatting) | restart after backoff | restart after backoff | `Panicked` |
+//! | no heartbeat in time ([`SpawnOptions::heartbeat`]): stopped, then | restart after backoff | restart after backoff | `Unrecoverable` |
 //! | too many failures in the breaker's window | `CircuitBreakerOpen` | `CircuitBreakerOpen` | — |
 //!
 //! What is asked of a service comes first, whatever its policy (a run is
@@ -66,7 +68,12 @@
 //! for its dependencies) and is final: nothing starts it again. A drop at
 //! the timeout counts as a [`Timeout`](FailureKind::Timeout) failure; under
 //! [`StopTimeout::Immediate`] the run is dropped at once, without a failure,
-//! and the service ends as in the second column. Once shutdown began
+//! and the service ends as in the second column. A run that misses its
+//! heartbeat is asked to stop the same way (its context cancelled, dropped
+//! at its stop timeout), and its end is a [`Hung`](FailureKind::Hung)
+//! failure handled by the policy table above; a stop, restart or shutdown
+//! asked for meanwhile decides instead, as in this table (the hang still
+//! counted). Once shutdown began
 //! nothing restarts: a run that ends on its own and would be restarted, or
 //! a backoff that ends, terminates `Cancelled`.
 //!

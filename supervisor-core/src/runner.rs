@@ -11,11 +11,15 @@
 //!    under `catch_unwind`; a panic in any of them is a failed run of kind
 //!    [`FailureKind::Panic`].
 //! 2. A run is dropped before it returns only when the host or the shutdown
-//!    asked it to stop (or restart) and its stop timeout passed; the
-//!    supervisor never races a run against its own cancellation. A new run
-//!    starts only after the previous one returned or was dropped.
+//!    asked it to stop (or restart), or it missed a heartbeat, and its stop
+//!    timeout passed; the supervisor never races a run against its own
+//!    cancellation. A new run starts only after the previous one returned or
+//!    was dropped.
 //! 3. Only a request of the supervisor makes a run's end a stop or a restart;
-//!    a service that cancels its own context's token ends its run by policy.
+//!    a service that cancels its own context's token ends its run by policy,
+//!    and so does a hung run (a missed heartbeat is a failure, of kind
+//!    [`FailureKind::Hung`]). A request that arrives while a hung run is
+//!    being stopped is read when it ends, as for any run (invariant 4).
 //! 4. The request is read under the slot's lock at every decision point: at
 //!    each start (before waiting for dependencies and after), when a run
 //!    ends, and when a backoff ends. A stop read there is final; a restart is
@@ -121,6 +125,24 @@ enum RunEnd {
     /// The run was asked to stop and dropped at once, as configured
     /// ([`StopTimeout::Immediate`]).
     Dropped,
+    /// The run missed a heartbeat of `interval` and was asked to stop for it;
+    /// `how` is how it stopped (`Stopped`, `Aborted` or `Dropped`). Boxed:
+    /// rare, and it keeps every other end small.
+    Hung {
+        interval: Duration,
+        how: Box<RunEnd>,
+    },
+}
+
+/// Why the run in progress is being stopped, if it is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stopping {
+    /// It is not: it runs.
+    No,
+    /// The supervisor asked (a stop, a restart, the shutdown).
+    Asked,
+    /// It missed a heartbeat.
+    Hung,
 }
 
 /// What a run's end comes to, before the policy.
@@ -205,6 +227,9 @@ impl<S: Service> Runner<S> {
     fn settle(&mut self, end: RunEnd, now: Duration) -> Settled {
         match (end, self.slot.take_request()) {
             (RunEnd::Returned(exit), Asked::Nothing) => Settled::ByPolicy(exit),
+            (RunEnd::Hung { interval, how }, Asked::Nothing) => {
+                Settled::ByPolicy(Failure::hung(interval, *how).into())
+            }
             (end, Asked::Stop(cause)) => {
                 self.stopped(now, end, &cause);
                 Settled::Over
@@ -290,21 +315,34 @@ impl<S: Service> Runner<S> {
         };
         let mut run = pin!(Some(AssertUnwindSafe(future).catch_unwind()));
         // The whole run in one `poll_fn`, not nested futures: the task's state
-        // machine keeps only the run and a pointer to the stop timer. The
+        // machine keeps only the run and a pointer to one timer. The
         // outcome becomes an `Exit` at once: the service's error type need
         // not be `Send`, so it must not live across an `.await`.
-        // Whether the events were delivered, whether the run was asked to
-        // stop, and then the stop timer if the timeout is finite. One
-        // variable, so the closure below keeps one pointer to them.
-        let mut stop: (bool, bool, Option<Pin<Box<tokio::time::Sleep>>>) = (false, false, None);
+        // Whether the events were delivered, why the run is being stopped,
+        // and then the one timer: the heartbeat deadline while the run runs
+        // (only for a service with a heartbeat interval, from the run's
+        // start), the stop timer once it is asked to stop, if the timeout is
+        // finite (the same allocation, reset). One variable, so the closure
+        // below keeps one pointer to them.
+        // (The interval is read from the slot, not kept in a local: a local
+        // would live in the task's state for the whole run.)
+        let deadline = self
+            .slot
+            .spec
+            .heartbeat
+            .map(|interval| Box::pin(tokio::time::sleep(interval)));
+        let mut stop: (bool, Stopping, Option<Pin<Box<tokio::time::Sleep>>>) =
+            (false, Stopping::No, deadline);
         let end = std::future::poll_fn(|cx| {
-            let (delivered, asked, timer) = &mut stop;
+            let (delivered, stopping, timer) = &mut stop;
+            let heartbeat = self.slot.spec.heartbeat;
             if let Poll::Ready(outcome) = poll_run(run.as_mut(), cx) {
                 let exit = Exit::from_outcome(outcome);
-                return Poll::Ready(if *asked {
-                    RunEnd::Stopped(exit)
-                } else {
-                    RunEnd::Returned(exit)
+                return Poll::Ready(match *stopping {
+                    Stopping::No => RunEnd::Returned(exit),
+                    Stopping::Asked | Stopping::Hung => {
+                        stopping.end(heartbeat, RunEnd::Stopped(exit))
+                    }
                 });
             }
             // Invariant 5: the run is about to wait.
@@ -317,26 +355,42 @@ impl<S: Service> Runner<S> {
                     .mark_ready(self.telemetry(), self.telemetry().now());
                 self.flush();
             }
-            if !*asked {
-                if !self.slot.poll_asked(cx) {
+            if *stopping == Stopping::No {
+                if self.slot.poll_asked(cx) {
+                    *stopping = Stopping::Asked;
+                    self.enter_stopping();
+                } else if self.missed_heartbeat(heartbeat, timer, cx) {
+                    *stopping = Stopping::Hung;
+                    tracing::warn!(interval = ?heartbeat, "service missed its heartbeat: hung");
+                    self.enter_stopping();
+                } else {
                     return Poll::Pending;
                 }
-                *asked = true;
-                self.enter_stopping();
                 let timeout = match self.slot.spec.stop_timeout {
-                    StopTimeout::Immediate => return Poll::Ready(RunEnd::Dropped),
+                    StopTimeout::Immediate => {
+                        return Poll::Ready(stopping.end(heartbeat, RunEnd::Dropped));
+                    }
                     StopTimeout::After(timeout) => Some(timeout),
                     StopTimeout::Infinity => None,
                 };
                 self.contexts.cancel();
                 // The cancellation may let the run return at once.
                 if let Poll::Ready(outcome) = poll_run(run.as_mut(), cx) {
-                    return Poll::Ready(RunEnd::Stopped(Exit::from_outcome(outcome)));
+                    let exit = Exit::from_outcome(outcome);
+                    return Poll::Ready(stopping.end(heartbeat, RunEnd::Stopped(exit)));
                 }
-                // Boxed: the timer exists only while a run is asked to stop,
+                // Boxed: the timer exists only while a run is asked to stop
+                // (or has a heartbeat deadline, whose allocation it reuses),
                 // and keeping it out of the task's state machine keeps every
                 // service smaller.
-                *timer = timeout.map(|timeout| Box::pin(tokio::time::sleep(timeout)));
+                *timer = match (timer.take(), timeout) {
+                    (Some(mut reused), Some(timeout)) => {
+                        reused.as_mut().reset(tokio::time::Instant::now() + timeout);
+                        Some(reused)
+                    }
+                    (None, Some(timeout)) => Some(Box::pin(tokio::time::sleep(timeout))),
+                    (_, None) => None,
+                };
             }
             let Some(stop_timer) = timer else {
                 return Poll::Pending; // No timeout: wait as long as it takes.
@@ -345,7 +399,7 @@ impl<S: Service> Runner<S> {
                 Poll::Ready(()) => {
                     tracing::warn!("service did not stop in time: aborted");
                     let timeout = self.slot.spec.stop_timeout.duration().unwrap_or_default();
-                    Poll::Ready(RunEnd::Aborted(timeout))
+                    Poll::Ready(stopping.end(heartbeat, RunEnd::Aborted(timeout)))
                 }
                 Poll::Pending => Poll::Pending,
             }
@@ -369,7 +423,32 @@ impl<S: Service> Runner<S> {
         }
     }
 
-    /// Asked to stop (or restart) while running: `Running → Stopping`.
+    /// Whether the run missed its heartbeat: its deadline passed and it did
+    /// not beat since the previous check. When it did beat, the next deadline
+    /// is one interval after this check. `false` without a heartbeat
+    /// interval.
+    fn missed_heartbeat(
+        &self,
+        interval: Option<Duration>,
+        deadline: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+        cx: &mut Context<'_>,
+    ) -> bool {
+        let (Some(interval), Some(deadline)) = (interval, deadline) else {
+            return false;
+        };
+        while deadline.as_mut().poll(cx).is_ready() {
+            if !self.contexts.take_heartbeat() {
+                return true;
+            }
+            // A zero interval is refused at spawn: this deadline is ahead.
+            deadline
+                .as_mut()
+                .reset(tokio::time::Instant::now() + interval);
+        }
+        false
+    }
+
+    /// Asked to stop (or restart), or hung, while running: `Running → Stopping`.
     fn enter_stopping(&self) {
         let _ = self.slot.transition_at(
             self.telemetry(),
@@ -396,6 +475,13 @@ impl<S: Service> Runner<S> {
             RunEnd::Stopped(exit) => (None, exit.into_failure()),
             RunEnd::Aborted(timeout) => (Some(timeout), None),
             RunEnd::Dropped => (None, None),
+            RunEnd::Hung { interval, how } => {
+                let aborted = match *how {
+                    RunEnd::Aborted(timeout) => Some(timeout),
+                    _ => None,
+                };
+                (aborted, Some(Failure::hung(interval, *how)))
+            }
         };
         let failed = matches!(cause, StopCause::Dependency { failed: true, .. });
         self.terminate_as(now, cause.reason(aborted), failed, failure);
@@ -417,6 +503,7 @@ impl<S: Service> Runner<S> {
                 message: format!("did not stop within {timeout:?} when asked to restart"),
             }),
             RunEnd::Dropped => None,
+            RunEnd::Hung { interval, how } => Some(Failure::hung(interval, *how)),
         };
         self.slot.transition_at(
             self.telemetry(),
@@ -668,6 +755,46 @@ fn poll_run<F: Future>(run: Pin<&mut Option<F>>, cx: &mut Context<'_>) -> Poll<F
     match run.as_pin_mut() {
         Some(future) => future.poll(cx),
         None => Poll::Pending,
+    }
+}
+
+impl Stopping {
+    /// How a run being stopped for this reason ended, given how it stopped.
+    fn end(self, heartbeat: Option<Duration>, how: RunEnd) -> RunEnd {
+        match self {
+            Stopping::No | Stopping::Asked => how,
+            Stopping::Hung => RunEnd::Hung {
+                interval: heartbeat.unwrap_or_default(),
+                how: Box::new(how),
+            },
+        }
+    }
+}
+
+impl Failure {
+    /// The failure of a run that missed a heartbeat of `interval`, then
+    /// stopped as `how` says.
+    fn hung(interval: Duration, how: RunEnd) -> Self {
+        let missed = format!("no heartbeat within {interval:?}");
+        let message = match how {
+            RunEnd::Stopped(Exit::Failed { message, .. }) => {
+                format!("{missed}, then failed: {message}")
+            }
+            RunEnd::Aborted(timeout) => {
+                format!("{missed}, and did not stop within {timeout:?}: dropped")
+            }
+            _ => missed,
+        };
+        Failure {
+            kind: FailureKind::Hung,
+            message,
+        }
+    }
+}
+
+impl From<Failure> for Exit {
+    fn from(Failure { kind, message }: Failure) -> Self {
+        Exit::Failed { kind, message }
     }
 }
 

@@ -144,6 +144,7 @@ impl Shared {
             signals_readiness,
             temporary,
             critical,
+            heartbeat,
         } = options;
         // `name` and `restart_policy` are user code.
         let described = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -165,6 +166,11 @@ impl Shared {
                 source,
             }
         })?;
+        if heartbeat.is_some_and(|interval| interval.is_zero()) {
+            return Err(SpawnError::InvalidHeartbeat {
+                name: name.to_string(),
+            });
+        }
         let dependencies = self.resolve_dependencies(&name, &after)?;
 
         let telemetry = &self.telemetry;
@@ -175,6 +181,7 @@ impl Shared {
             signals_readiness,
             temporary,
             critical,
+            heartbeat,
         };
         let slot = Arc::new(ServiceSlot::new(
             Arc::clone(&name),

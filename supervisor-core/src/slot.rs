@@ -65,6 +65,8 @@ pub(crate) struct Spec {
     pub(crate) signals_readiness: bool,
     pub(crate) temporary: bool,
     pub(crate) critical: bool,
+    /// The heartbeat interval each run must meet, if any.
+    pub(crate) heartbeat: Option<Duration>,
 }
 
 /// One supervised service's shared state: written by its own task, read by

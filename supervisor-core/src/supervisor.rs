@@ -195,7 +195,9 @@ impl Supervisor {
     ///
     /// - [`SpawnError::Panicked`] if the service's `name` or `restart_policy`
     ///   panicked;
-    /// - [`SpawnError::InvalidBackoff`] if the service's backoff is invalid;
+    /// - [`SpawnError::InvalidBackoff`] if the service's backoff is invalid,
+    ///   and [`SpawnError::InvalidHeartbeat`] if its heartbeat interval is
+    ///   zero;
     /// - [`SpawnError::DuplicateName`] if a live service has the same name (the
     ///   name of a terminated service can be reused: the new spawn replaces
     ///   its entry);

@@ -105,6 +105,7 @@ fn add(failures: &mut FailureCounts, kind: FailureKind, count: u64) {
         FailureKind::Error => &mut failures.error,
         FailureKind::Panic => &mut failures.panic,
         FailureKind::Timeout => &mut failures.timeout,
+        FailureKind::Hung => &mut failures.hung,
         // A kind this crate does not know yet: counted nowhere rather than
         // under another kind's name.
         _ => return,

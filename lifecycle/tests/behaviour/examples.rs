@@ -136,6 +136,7 @@ fn a_failure_restart_and_shutdown_are_counted_and_timed() {
                 error: 1,
                 panic: 1,
                 timeout: 0,
+                hung: 0,
             },
             last_error: Some("read timeout".to_owned()),
             termination_reason: Some(TerminationReason::Cancelled),

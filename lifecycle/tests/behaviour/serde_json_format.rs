@@ -74,7 +74,7 @@ fn a_snapshot_serializes_field_by_field() {
             "service_name": "feed",
             "phase": "terminated",
             "start_count": 1,
-            "failures": { "error": 1, "panic": 0, "timeout": 0 },
+            "failures": { "error": 1, "panic": 0, "timeout": 0, "hung": 0 },
             "last_error": "reset",
             "termination_reason": { "panicked": "boom" },
             "ready": false,

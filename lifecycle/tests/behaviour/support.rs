@@ -31,7 +31,7 @@ pub(crate) const PHASES: [Phase; 6] = [
 ];
 
 /// The legal moves, written as a set of pairs, independently of the crate's `match`.
-pub(crate) const ALLOWED: [(Phase, Phase); 14] = [
+pub(crate) const ALLOWED: [(Phase, Phase); 15] = [
     (Phase::Starting, Phase::Running),
     (Phase::Starting, Phase::Stopping),
     (Phase::Starting, Phase::Terminated),
@@ -44,6 +44,7 @@ pub(crate) const ALLOWED: [(Phase, Phase); 14] = [
     (Phase::Restarting, Phase::Running),
     (Phase::Restarting, Phase::Stopping),
     (Phase::Restarting, Phase::Terminated),
+    (Phase::Stopping, Phase::BackingOff),
     (Phase::Stopping, Phase::Restarting),
     (Phase::Stopping, Phase::Terminated),
 ];
@@ -113,7 +114,7 @@ pub(crate) struct Model {
     phase: Phase,
     starts: u64,
     /// Failures by kind, in the order error, panic, timeout.
-    failures: [u64; 3],
+    failures: [u64; 4],
     last_error: Option<String>,
     backoff: Option<Duration>,
     reason: Option<TerminationReason>,
@@ -130,7 +131,7 @@ impl Model {
             name: name.to_owned(),
             phase: Phase::Starting,
             starts: 0,
-            failures: [0; 3],
+            failures: [0; 4],
             last_error: None,
             backoff: None,
             reason: None,
@@ -211,6 +212,7 @@ impl Model {
             FailureKind::Error => 0,
             FailureKind::Panic => 1,
             FailureKind::Timeout => 2,
+            FailureKind::Hung => 3,
             _ => unreachable!("a kind added to the crate must be added to the tests"),
         };
         self.failures[index] += 1;
@@ -252,6 +254,7 @@ impl Model {
             error: self.failures[0],
             panic: self.failures[1],
             timeout: self.failures[2],
+            hung: self.failures[3],
         }
     }
 
@@ -349,6 +352,7 @@ pub(crate) fn kind() -> impl Strategy<Value = FailureKind> {
         Just(FailureKind::Error),
         Just(FailureKind::Panic),
         Just(FailureKind::Timeout),
+        Just(FailureKind::Hung),
     ]
 }
 

@@ -469,3 +469,31 @@ fn concurrent_events_and_scrapes_add_up() -> anyhow::Result<()> {
     assert_eq!(value(&text, "supervisor_active_services"), Some("0"));
     Ok(())
 }
+
+/// A hang (a missed heartbeat) is its own failure kind: its series exists
+/// from the spawn, at zero, and counts apart from timeouts.
+#[test]
+fn hangs_have_their_own_failure_series() -> anyhow::Result<()> {
+    let mut registry = Registry::default();
+    let sink = PrometheusSink::register(&mut registry);
+    let sink = ByName::new(&sink);
+    sink.service_spawned("watched");
+    sink.service_spawned("steady");
+    sink.service_started("watched", 1);
+    sink.service_failed("watched", FailureKind::Hung);
+    sink.service_started("watched", 2);
+    sink.service_failed("watched", FailureKind::Hung);
+
+    let text = render(&registry)?;
+    let series = |service: &str, kind: &str| {
+        value(
+            &text,
+            &format!(r#"supervisor_failures_total{{service="{service}",kind="{kind}"}}"#),
+        )
+        .map(str::to_owned)
+    };
+    assert_eq!(series("watched", "hung").as_deref(), Some("2"));
+    assert_eq!(series("watched", "timeout").as_deref(), Some("0"));
+    assert_eq!(series("steady", "hung").as_deref(), Some("0"));
+    Ok(())
+}

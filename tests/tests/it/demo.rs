@@ -67,6 +67,7 @@ async fn the_demo_drains_every_service_on_sigterm_and_exits_0() {
         ("terminated_total", 6),
         ("circuit_breaker_trips", 1),
         ("failures_timeout", 1),
+        ("failures_hung", 0),
     ] {
         assert_eq!(metric(key), Some(expected), "{key}\n{output}");
     }

@@ -24,3 +24,4 @@ mod smoke;
 #[cfg(target_os = "linux")]
 mod soak;
 mod support;
+mod watchdog;
