@@ -23,4 +23,5 @@ mod readiness;
 mod smoke;
 #[cfg(target_os = "linux")]
 mod soak;
+mod strategy;
 mod support;
