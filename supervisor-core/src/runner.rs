@@ -18,9 +18,12 @@
 //!    a service that cancels its own context's token ends its run by policy.
 //! 4. The request is read under the slot's lock at every decision point: at
 //!    each start (before waiting for dependencies and after), when a run
-//!    ends, and when a backoff ends. A stop read there is final; a restart is
-//!    consumed there. So no timer, backoff or run that ends later can undo a
-//!    stop (no resurrection).
+//!    ends, when a backoff ends, and while held by a group restart. A stop
+//!    read there is final; a restart is consumed there. So no timer, backoff
+//!    or run that ends later can undo a stop (no resurrection).
+//! 6. Under `OneForAll` and `RestForOne`, a restart the policy decides is
+//!    never made by the runner alone: it holds itself and asks the group's
+//!    coordinator (see `group.rs`), which releases it.
 //! 5. Events are delivered to the sinks and subscribers (`flush`) before
 //!    every `.await` that waits (a run that is pending, a backoff delay, a
 //!    stop timeout, dependencies, a yield to the scheduler) and before the

@@ -24,7 +24,10 @@
 //!    acts on it; a stop overrides a restart. Every decision of the runner
 //!    (start, end of a run, end of a backoff) reads the request under the
 //!    lock, so a request is never lost and a stopped service never starts
-//!    again.
+//!    again. A group restart's hold (`OneForAll`, `RestForOne`) is a request
+//!    too: below a stop, above a restart; a held service starts only when
+//!    the group's coordinator releases it, and a host restart of a held
+//!    service is the release itself.
 //! 5. Nothing in the slot refers to its task once the task is over: the
 //!    abort handle is dropped at termination, and the runner's waker when the
 //!    runner returns, so the finished task's memory is freed.

@@ -553,6 +553,18 @@ async fn restart_intensity_zero_trips_on_the_first_restart() {
             "{strategy:?}"
         );
         assert!(report.is_clean());
+        assert_eq!(
+            report.cause,
+            Some(ShutdownCause::IntensityExceeded {
+                service: "a".into(),
+                max_restarts: 0,
+                period: 5 * SEC,
+            })
+        );
+        assert_eq!(
+            report.cause.unwrap().to_string(),
+            "restart intensity exceeded: `a` called for a restart beyond 0 in 5s"
+        );
         assert_eq!(starts(&sup, "a"), 1);
         assert_eq!(reason(&sup, "a"), Some(TerminationReason::Cancelled));
         assert_eq!(
