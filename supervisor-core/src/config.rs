@@ -528,7 +528,10 @@ impl fmt::Debug for SupervisorConfig {
 /// No service of the group runs from the moment the others are stopped
 /// until the group starts again, and a run never overlaps the previous run
 /// of the same service. Cycles happen one at a time: a service that fails
-/// while a cycle holds it is restarted by that cycle.
+/// while a cycle holds it is restarted by that cycle. A service that
+/// signals readiness but stays up without ever being ready holds up the
+/// rest of its cycle, and the cycles after it, as a hanging `init` does in
+/// OTP; a service spawned during a cycle is not part of it.
 ///
 /// | in the group, when a cycle comes | it is |
 /// |---|---|
