@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backoff::BackoffConfig;
+use lifecycle::RestartIntensity;
 use supervisor_metrics::MetricsSink;
 
 use crate::RestartPolicy;
@@ -84,6 +85,8 @@ pub struct SupervisorConfig {
     pub(crate) jitter_seed: Option<u64>,
     pub(crate) sinks: Vec<Arc<dyn DynSink>>,
     pub(crate) event_capacity: usize,
+    pub(crate) strategy: Strategy,
+    pub(crate) restart_intensity: Option<RestartIntensity>,
 }
 
 impl Default for SupervisorConfig {
@@ -96,6 +99,8 @@ impl Default for SupervisorConfig {
             jitter_seed: None,
             sinks: Vec::new(),
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            strategy: Strategy::OneForOne,
+            restart_intensity: None,
         }
     }
 }
@@ -272,6 +277,139 @@ impl SupervisorConfig {
         self
     }
 
+    /// How the services restart together: OTP's restart strategy (default
+    /// [`Strategy::OneForOne`]: each service alone). See [`Strategy`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{Strategy, SupervisorConfig};
+    ///
+    /// let config = SupervisorConfig::default().with_strategy(Strategy::RestForOne);
+    /// assert_eq!(config.strategy(), Strategy::RestForOne);
+    /// assert_eq!(SupervisorConfig::default().strategy(), Strategy::OneForOne);
+    /// ```
+    #[must_use]
+    pub fn with_strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// How many restarts the supervisor tolerates within a period before it
+    /// gives up: OTP's `intensity` and `period` supervisor flags. By
+    /// default there is no limit.
+    ///
+    /// # What is charged
+    ///
+    /// One charge per restart the policies make, at the moment it is
+    /// decided (when the run ended, before its backoff and before anything
+    /// starts): under [`Strategy::OneForOne`] each service's restart,
+    /// under `OneForAll` and `RestForOne` each cycle of the group (one
+    /// charge, however many services it restarts). Never charged: a
+    /// `OnFailure` service's clean exit, a `Never` service's exit (neither is
+    /// a restart), a host [`restart`](crate::ServiceHandle::restart), and
+    /// the end of a service whose circuit breaker opened. The window slides
+    /// and its bound is inclusive: `max_restarts` restarts are tolerated
+    /// within any `period` (a restart exactly `period` ago still counts), the
+    /// next one trips, and `max_restarts = 0` trips on the first. Unlike OTP,
+    /// times are exact durations, not whole seconds.
+    ///
+    /// # When it trips
+    ///
+    /// The restart is not made: the service that called for it terminates
+    /// `Cancelled` (its failure recorded), every other service is stopped
+    /// one at a time in reverse start order (each within its own stop
+    /// timeout), and the supervisor shuts down with
+    /// [`ShutdownCause::IntensityExceeded`](crate::ShutdownCause::IntensityExceeded),
+    /// so [`run_until_shutdown`](crate::Supervisor::run_until_shutdown)
+    /// returns [`ShutdownError::IntensityExceeded`](crate::ShutdownError::IntensityExceeded)
+    /// and `main` exits non-zero for systemd or Kubernetes to restart the
+    /// process.
+    ///
+    /// # With backoff and circuit breakers
+    ///
+    /// Each service's backoff still delays its restarts (OTP restarts at
+    /// once), so a crash loop makes fewer restarts per period than in OTP:
+    /// pick `period` with the backoff delays in mind. The intensity counts the
+    /// whole supervisor's restarts; each service's circuit breaker still
+    /// gives up on that service alone (it terminates `CircuitBreakerOpen`,
+    /// which is not a restart and not charged). Whichever limit is reached
+    /// first acts.
+    ///
+    /// # Why no limit by default
+    ///
+    /// OTP's default, [`RestartIntensity::OTP_DEFAULT`] (1 restart in 5 s),
+    /// would shut down a supervisor at the second failure within 5 s, where
+    /// every existing program relies on backoff and circuit breakers to
+    /// ride out a flapping dependency. So the limit is opt-in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use supervisor_core::{
+    ///     service_fn, BackoffConfig, RestartIntensity, ServiceContext, ShutdownError, Supervisor,
+    ///     SupervisorConfig,
+    /// };
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let config = SupervisorConfig::default()
+    ///     .without_signal_handler()
+    ///     .with_default_backoff(BackoffConfig::new(Duration::from_millis(100), Duration::from_secs(1)))
+    ///     .with_restart_intensity(RestartIntensity::new(3, Duration::from_secs(10)));
+    /// assert_eq!(config.restart_intensity(), Some(RestartIntensity::new(3, Duration::from_secs(10))));
+    /// let supervisor = Supervisor::new(config);
+    /// supervisor
+    ///     .spawn_service(service_fn("db", |_ctx: ServiceContext| async { anyhow::bail!("refused") }))
+    ///     .unwrap();
+    ///
+    /// // Three restarts are tolerated; the fourth failure shuts everything down.
+    /// match supervisor.run_until_shutdown().await {
+    ///     Err(ShutdownError::IntensityExceeded { service, max_restarts, .. }) => {
+    ///         assert_eq!((service.as_str(), max_restarts), ("db", 3));
+    ///     }
+    ///     other => panic!("unexpected: {other:?}"),
+    /// }
+    /// assert_eq!(supervisor.service_lifecycle("db").unwrap().start_count, 4);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_restart_intensity(mut self, intensity: RestartIntensity) -> Self {
+        self.restart_intensity = Some(intensity);
+        self
+    }
+
+    /// The restart intensity, if one was set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{RestartIntensity, SupervisorConfig};
+    ///
+    /// assert_eq!(SupervisorConfig::default().restart_intensity(), None);
+    /// let config = SupervisorConfig::default().with_restart_intensity(RestartIntensity::OTP_DEFAULT);
+    /// assert_eq!(config.restart_intensity(), Some(RestartIntensity::OTP_DEFAULT));
+    /// ```
+    #[must_use]
+    pub fn restart_intensity(&self) -> Option<RestartIntensity> {
+        self.restart_intensity
+    }
+
+    /// The restart strategy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{Strategy, SupervisorConfig};
+    ///
+    /// assert_eq!(SupervisorConfig::default().strategy(), Strategy::OneForOne);
+    /// ```
+    #[must_use]
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
     /// The event channel's capacity.
     ///
     /// # Examples
@@ -355,8 +493,124 @@ impl fmt::Debug for SupervisorConfig {
             .field("jitter_seed", &self.jitter_seed)
             .field("sinks", &self.sinks.len())
             .field("event_capacity", &self.event_capacity)
+            .field("strategy", &self.strategy)
+            .field("restart_intensity", &self.restart_intensity)
             .finish()
     }
+}
+
+/// How the services of one supervisor restart together: OTP's restart
+/// strategy.
+///
+/// A service's own [`RestartPolicy`](crate::RestartPolicy) still decides
+/// *whether* its exit calls for a restart (`Always` is OTP's permanent child,
+/// `OnFailure` transient, `Never` temporary); the strategy decides *what*
+/// restarts with it. Start order is spawn order: a service removed and
+/// spawned again goes to the end.
+///
+/// Under `OneForAll` and `RestForOne`, when a service's run ends and its
+/// policy would restart it, a group restart (a *cycle*) begins:
+///
+/// 1. the other services of its group are stopped one at a time, newest
+///    first (reverse start order), each asked through its context and
+///    dropped at its own [stop timeout](crate::SpawnOptions::stop_timeout),
+///    as a host stop does; a stop at the timeout counts as a
+///    [`Timeout`](crate::FailureKind::Timeout) failure, like a host restart;
+/// 2. the cycle waits until the failed service's own backoff delay (its
+///    [`BackoffConfig`](crate::BackoffConfig)) has passed since its run
+///    ended (a departure from OTP, which restarts at once);
+/// 3. the group is started again in start order, the failed service in its
+///    place, each once the previous one is running, and ready if it
+///    [signals readiness](crate::SpawnOptions::signals_readiness) (a service
+///    whose dependencies are not ready when its turn comes is let go without
+///    waiting: it starts when they are).
+///
+/// No service of the group runs from the moment the others are stopped
+/// until the group starts again, and a run never overlaps the previous run
+/// of the same service. Cycles happen one at a time: a service that fails
+/// while a cycle holds it is restarted by that cycle. A service that
+/// signals readiness but stays up without ever being ready holds up the
+/// rest of its cycle, and the cycles after it, as a hanging `init` does in
+/// OTP; a service spawned during a cycle is not part of it.
+///
+/// | in the group, when a cycle comes | it is |
+/// |---|---|
+/// | `Always` or `OnFailure`, alive | stopped, then started again |
+/// | `Never` (OTP's temporary child), alive | stopped for good: terminates `Cancelled` (forgotten if [temporary](crate::SpawnOptions::temporary)) |
+/// | terminated (stopped by the host, completed, failed for good) | left alone: not started again |
+///
+/// What never sets a cycle off: a `OnFailure` service's clean exit
+/// (`Completed`), a `Never` service's exit, a circuit breaker that opens
+/// (the service terminates `CircuitBreakerOpen` for good, alone; a
+/// [critical](crate::SpawnOptions::critical) one shuts the supervisor down
+/// as before), a host [`restart`](crate::ServiceHandle::restart) (only that
+/// service restarts; if a cycle holds it, the cycle's start is its restart),
+/// and a host [`stop`](crate::ServiceHandle::stop) (final: a cycle does not
+/// start a stopped service). Once shutdown begins nothing restarts: held
+/// services terminate `Cancelled`, in the drain's order.
+///
+/// Unlike OTP, a terminated service is not started again by a `OneForAll`
+/// cycle (OTP restarts a transient child that exited normally, and a child
+/// stopped with `terminate_child`): here a terminated service has no task
+/// left; spawning its name again brings it back.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use supervisor_core::{
+///     service_fn, BackoffConfig, ServiceContext, Strategy, Supervisor, SupervisorConfig,
+/// };
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = SupervisorConfig::default()
+///     .without_signal_handler()
+///     .with_default_backoff(BackoffConfig::new(Duration::from_millis(100), Duration::from_secs(1)))
+///     .with_strategy(Strategy::OneForAll);
+/// let supervisor = Supervisor::new(config);
+/// let idle = |name: &'static str| service_fn(name, |ctx: ServiceContext| async move {
+///     ctx.cancelled().await;
+///     anyhow::Ok(())
+/// });
+/// let db = supervisor.spawn_service(idle("db"))?;
+/// let cache = supervisor.spawn_service(idle("cache"))?;
+/// tokio::time::sleep(Duration::from_secs(1)).await;
+///
+/// // A restart of `db` by the host restarts `db` alone.
+/// db.restart().await?;
+/// assert_eq!(cache.snapshot().start_count, 1);
+///
+/// // `db` fails: `cache` stops, then both start again.
+/// let api = supervisor.spawn_service(service_fn("api", |_ctx: ServiceContext| async {
+///     tokio::time::sleep(Duration::from_secs(1)).await;
+///     anyhow::bail!("lost the connection")
+/// }))?;
+/// tokio::time::sleep(Duration::from_millis(1500)).await;
+/// assert_eq!(db.snapshot().start_count, 3);
+/// assert_eq!(cache.snapshot().start_count, 2);
+/// assert_eq!(api.snapshot().start_count, 2);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Each service restarts alone (the default, and what a supervisor
+    /// always did).
+    #[default]
+    OneForOne,
+    /// When one service calls for a restart, every other service is stopped,
+    /// then all are started again.
+    OneForAll,
+    /// When one service calls for a restart, the services started after it
+    /// are stopped, then it and they are started again.
+    RestForOne,
 }
 
 /// How long a service asked to stop may take before its run is dropped:

@@ -96,6 +96,18 @@ pub enum ShutdownCause {
         /// The critical service.
         service: String,
     },
+    /// More restarts were called for than the supervisor's
+    /// [restart intensity](crate::SupervisorConfig::with_restart_intensity)
+    /// tolerates.
+    IntensityExceeded {
+        /// The service whose restart (or, under `OneForAll` and `RestForOne`,
+        /// whose group's restart) tripped it.
+        service: String,
+        /// The restarts tolerated within `period`.
+        max_restarts: u32,
+        /// The period.
+        period: Duration,
+    },
 }
 
 impl fmt::Display for ShutdownCause {
@@ -109,6 +121,14 @@ impl fmt::Display for ShutdownCause {
             ShutdownCause::CriticalCompleted { service } => {
                 write!(f, "critical service `{service}` completed")
             }
+            ShutdownCause::IntensityExceeded {
+                service,
+                max_restarts,
+                period,
+            } => write!(
+                f,
+                "restart intensity exceeded: `{service}` called for a restart beyond {max_restarts} in {period:?}"
+            ),
         }
     }
 }
@@ -304,6 +324,9 @@ impl Shared {
             "draining services"
         );
         self.start_draining();
+        if self.stops_in_start_order() {
+            self.stop_newest_first().await;
+        }
         let ordered = self
             .has_dependencies
             .load(std::sync::atomic::Ordering::SeqCst);
@@ -353,6 +376,41 @@ impl Shared {
                 return self.report(started, false);
             }
             next_check = next_check.min(give_up);
+        }
+    }
+
+    /// Stops every service one at a time in reverse start order (after the
+    /// restart intensity tripped): each is asked, and waited for up to its
+    /// stop timeout and grace, then terminated and aborted as the last
+    /// resort does.
+    async fn stop_newest_first(&self) {
+        let mut slots = self.slots();
+        slots.sort_unstable_by_key(|slot| Reverse(slot.spec.order));
+        for slot in slots {
+            if slot
+                .request_stop(StopCause::Shutdown, self.telemetry.now())
+                .is_err()
+            {
+                continue;
+            }
+            let stopped = slot.wait_until(|lc, _| !lc.phase().is_alive());
+            let Some(timeout) = slot.spec.stop_timeout.duration() else {
+                stopped.await;
+                continue;
+            };
+            if tokio::time::timeout(timeout + abort_grace(timeout), stopped)
+                .await
+                .is_ok()
+            {
+                continue;
+            }
+            let now = self.telemetry.now();
+            let reason = StopCause::Shutdown.reason(Some(timeout));
+            if slot.terminate_and_abort(&self.telemetry, now, reason) {
+                tracing::error!(service = %slot.name, "service blocked past its stop timeout: task aborted");
+                self.after_termination(&slot, now);
+                slot.flush(&self.telemetry);
+            }
         }
     }
 

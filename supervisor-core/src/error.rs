@@ -272,6 +272,19 @@ pub enum ShutdownError {
         /// How the shutdown that followed went.
         report: DrainReport,
     },
+    /// More restarts were called for than the
+    /// [restart intensity](crate::SupervisorConfig::with_restart_intensity)
+    /// tolerates, and everything was shut down.
+    IntensityExceeded {
+        /// The service whose restart tripped it.
+        service: String,
+        /// The restarts tolerated within `period`.
+        max_restarts: u32,
+        /// The period.
+        period: std::time::Duration,
+        /// How the shutdown that followed went.
+        report: DrainReport,
+    },
 }
 
 impl fmt::Display for ShutdownError {
@@ -281,6 +294,15 @@ impl fmt::Display for ShutdownError {
             ShutdownError::CriticalFailed {
                 service, reason, ..
             } => write!(f, "critical service `{service}` failed: {reason}"),
+            ShutdownError::IntensityExceeded {
+                service,
+                max_restarts,
+                period,
+                ..
+            } => write!(
+                f,
+                "restart intensity exceeded: `{service}` called for a restart beyond {max_restarts} in {period:?}"
+            ),
         }
     }
 }
@@ -290,7 +312,7 @@ impl StdError for ShutdownError {
         // `Display` already says what the IO error says.
         match self {
             ShutdownError::Signals(error) => error.source(),
-            ShutdownError::CriticalFailed { .. } => None,
+            ShutdownError::CriticalFailed { .. } | ShutdownError::IntensityExceeded { .. } => None,
         }
     }
 }

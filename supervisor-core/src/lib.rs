@@ -34,7 +34,11 @@
 //! - [`DrainReport`] says how the shutdown went (what was aborted, the
 //!   slowest stops, how long it took) and its [`ShutdownCause`]; a critical
 //!   service's failure makes [`Supervisor::run_until_shutdown`] return
-//!   [`ShutdownError::CriticalFailed`].
+//!   [`ShutdownError::CriticalFailed`], too many restarts
+//!   [`ShutdownError::IntensityExceeded`].
+//! - [`Strategy`] and [`RestartIntensity`] (from `supervisor-lifecycle`, with
+//!   [`IntensityWindow`] that counts it) are OTP's supervisor flags: what
+//!   restarts together, and how many restarts are too many.
 //! - [`BackoffConfig`] (from the `supervisor-backoff` crate) sets the restart
 //!   delays and the circuit breaker; [`ServiceLifecycleSnapshot`] (from
 //!   `supervisor-lifecycle`) is what you read back.
@@ -76,6 +80,36 @@
 //! counted). Once shutdown began
 //! nothing restarts: a run that ends on its own and would be restarted, or
 //! a backoff that ends, terminates `Cancelled`.
+//!
+//! # Strategies
+//!
+//! The table above is how one service restarts. [`Strategy`]
+//! ([`SupervisorConfig::with_strategy`]) says what restarts with it, as in
+//! OTP:
+//!
+//! | strategy | when a service's policy restarts it |
+//! |---|---|
+//! | [`OneForOne`](Strategy::OneForOne) (default) | it restarts alone, as above |
+//! | [`OneForAll`](Strategy::OneForAll) | every other service stops, newest first; after its backoff, all start again in spawn order |
+//! | [`RestForOne`](Strategy::RestForOne) | the services spawned after it stop, newest first; after its backoff, it and they start again in spawn order |
+//!
+//! Policies map to OTP's restart types: `Always` is permanent, `OnFailure`
+//! transient (a clean exit completes it and restarts nothing), `Never`
+//! temporary (its exit restarts nothing; a group restart stops it for
+//! good). A host restart restarts one service; a host stop is final; a
+//! circuit breaker that opens ends its service alone. We depart from OTP on
+//! purpose in two ways: the failed service's backoff delays the group's
+//! start, and a terminated service is not started again by a group restart.
+//! [`Strategy`] has the details.
+//!
+//! [`SupervisorConfig::with_restart_intensity`] bounds the restarts of the
+//! whole supervisor within a period ([`RestartIntensity`], counted as OTP
+//! counts it: each policy restart under `OneForOne` and each group restart
+//! is one charge, host restarts are not charged); past it the supervisor
+//! stops every service in reverse spawn order and shuts down with
+//! [`ShutdownCause::IntensityExceeded`], and
+//! [`Supervisor::run_until_shutdown`] returns
+//! [`ShutdownError::IntensityExceeded`]. There is no limit by default.
 //!
 //! # Examples
 //!
@@ -122,13 +156,14 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | `serde` | no      | `Serialize`/`Deserialize` for [`RestartPolicy`], [`BackoffConfig`], [`StopTimeout`], [`ServiceLifecycleSnapshot`] (with [`TerminationReason`], [`FailureCounts`]) and [`MetricsSnapshot`]; `Serialize` for [`LifecycleEvent`] and [`EventKind`] |
+//! | `serde` | no      | `Serialize`/`Deserialize` for [`RestartPolicy`], [`Strategy`], [`RestartIntensity`], [`BackoffConfig`], [`StopTimeout`], [`ServiceLifecycleSnapshot`] (with [`TerminationReason`], [`FailureCounts`]) and [`MetricsSnapshot`]; `Serialize` for [`LifecycleEvent`] and [`EventKind`] |
 
 mod config;
 mod context;
 mod drain;
 mod error;
 mod events;
+mod group;
 mod panics;
 mod runner;
 mod service;
@@ -140,13 +175,16 @@ mod telemetry;
 pub use backoff::{BackoffConfig, InvalidBackoff, Jitter};
 pub use config::{
     DEFAULT_CLEAN_RESTART_DELAY, DEFAULT_EVENT_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, SpawnOptions,
-    StopTimeout, SupervisorConfig,
+    StopTimeout, Strategy, SupervisorConfig,
 };
 pub use context::ServiceContext;
 pub use drain::{DrainReport, ServiceStop, ShutdownCause};
 pub use error::{ControlError, ReadyError, ShutdownError, SpawnError};
 pub use events::{EventKind, LifecycleEvent, LifecycleEvents, RecvError};
-pub use lifecycle::{ServiceLifecycleSnapshot, ServicePhase, TerminationReason};
+pub use lifecycle::{
+    IntensityExceeded, IntensityWindow, RestartIntensity, ServiceLifecycleSnapshot, ServicePhase,
+    TerminationReason,
+};
 pub use service::{BoxError, RestartPolicy, Service, ServiceFn, service_fn};
 pub use supervisor::{Readiness, ServiceHandle, ServiceStatus, Supervisor};
 pub use supervisor_metrics::{

@@ -22,9 +22,12 @@
 //!    being stopped is read when it ends, as for any run (invariant 4).
 //! 4. The request is read under the slot's lock at every decision point: at
 //!    each start (before waiting for dependencies and after), when a run
-//!    ends, and when a backoff ends. A stop read there is final; a restart is
-//!    consumed there. So no timer, backoff or run that ends later can undo a
-//!    stop (no resurrection).
+//!    ends, when a backoff ends, and while held by a group restart. A stop
+//!    read there is final; a restart is consumed there. So no timer, backoff
+//!    or run that ends later can undo a stop (no resurrection).
+//! 6. Under `OneForAll` and `RestForOne`, a restart the policy decides is
+//!    never made by the runner alone: it holds itself and asks the group's
+//!    coordinator (see `group.rs`), which releases it.
 //! 5. Events are delivered to the sinks and subscribers (`flush`) before
 //!    every `.await` that waits (a run that is pending, a backoff delay, a
 //!    stop timeout, dependencies, a yield to the scheduler) and before the
@@ -48,7 +51,9 @@ use crate::context::RunContexts;
 use crate::panics::take_message;
 use crate::service::{BoxError, error_chain};
 use crate::shared::Shared;
-use crate::slot::{Asked, DependencyState, Failure, ServiceSlot, StopCause, fails_for_good};
+use crate::slot::{
+    Asked, DependencyState, Failure, HeldAsked, ServiceSlot, StopCause, fails_for_good,
+};
 use crate::telemetry::{SinkEvent, Telemetry};
 use crate::{RestartPolicy, Service, StopTimeout};
 
@@ -151,6 +156,8 @@ enum Settled {
     ByPolicy(Exit),
     /// A restart was asked for, and is made.
     Restarted,
+    /// A group restart holds the service.
+    Held,
     /// The service terminated.
     Over,
 }
@@ -194,6 +201,13 @@ impl<S: Service> Runner<S> {
             let exit = match self.settle(end, now) {
                 Settled::ByPolicy(exit) => exit,
                 Settled::Restarted => continue,
+                Settled::Held => match self.wait_released().await {
+                    Some(at) => {
+                        now = at;
+                        continue;
+                    }
+                    None => break,
+                },
                 Settled::Over => break,
             };
 
@@ -234,10 +248,50 @@ impl<S: Service> Runner<S> {
                 self.stopped(now, end, &cause);
                 Settled::Over
             }
+            (end, Asked::Hold) => match self.restarted(now, end) {
+                Ok(()) => {
+                    self.slot.mark_held();
+                    Settled::Held
+                }
+                Err(_) => Settled::Over,
+            },
             (end, Asked::Restart | Asked::Nothing) => match self.restarted(now, end) {
                 Ok(()) => Settled::Restarted,
                 Err(_) => Settled::Over,
             },
+        }
+    }
+
+    /// Waits, held by a group restart, until the group's coordinator releases
+    /// the service (or it is asked to stop). Returns the time of the release,
+    /// or `None` if the service terminated instead. Nothing restarts once the
+    /// supervisor drains.
+    async fn wait_released(&mut self) -> Option<Duration> {
+        loop {
+            match self.slot.take_held_request() {
+                HeldAsked::Released if self.shared.is_draining() => {
+                    self.stop_idle(self.telemetry().now(), &StopCause::Shutdown);
+                    return None;
+                }
+                HeldAsked::Released => return Some(self.telemetry().now()),
+                HeldAsked::Stop(cause) => {
+                    tracing::info!("asked to stop while held by a group restart");
+                    self.stop_idle(self.telemetry().now(), &cause);
+                    return None;
+                }
+                HeldAsked::Wait => {}
+            }
+            // Invariant 5.
+            self.flush();
+            let slot = &*self.slot;
+            std::future::poll_fn(|cx| {
+                if slot.poll_asked(cx) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
         }
     }
 
@@ -250,6 +304,11 @@ impl<S: Service> Runner<S> {
                 Asked::Stop(cause) => {
                     self.stop_idle(now, &cause);
                     return None;
+                }
+                Asked::Hold => {
+                    self.slot.mark_held();
+                    now = self.wait_released().await?;
+                    continue;
                 }
                 // About to start anyway.
                 Asked::Restart | Asked::Nothing => {}
@@ -558,7 +617,7 @@ impl<S: Service> Runner<S> {
                 // from the base again.
                 self.backoff.reset();
                 let delay = self.telemetry().clean_restart_delay;
-                self.back_off(delay, now, None).await
+                self.restart_after(delay, now, None).await
             }
             RestartPolicy::OnFailure | RestartPolicy::Never => {
                 self.terminate(now, TerminationReason::Completed, None);
@@ -599,7 +658,7 @@ impl<S: Service> Runner<S> {
         }
 
         match backoff.next_backoff(now) {
-            BackoffAction::Retry(delay) => self.back_off(delay, now, failure).await,
+            BackoffAction::Retry(delay) => self.restart_after(delay, now, failure).await,
             BackoffAction::CircuitOpen {
                 failures,
                 max_retries,
@@ -622,10 +681,32 @@ impl<S: Service> Runner<S> {
         }
     }
 
-    /// `Running → BackingOff` at `now` (recording the run's failure), then
-    /// waits `delay` unless a stop or restart is asked for first (a restart
-    /// cuts the delay short).
-    async fn back_off(&mut self, delay: Duration, now: Duration, failure: Option<Failure>) -> Next {
+    /// A restart the policy decided, after `delay`: alone under `OneForOne`,
+    /// by the group's coordinator under the other strategies.
+    async fn restart_after(
+        &mut self,
+        delay: Duration,
+        now: Duration,
+        failure: Option<Failure>,
+    ) -> Next {
+        match &self.shared.group {
+            None => self.back_off(delay, now, failure).await,
+            Some(group) if group.cycles() => self.set_off(delay, now, failure).await,
+            Some(_) => {
+                if self.shared.charge_restart(&self.slot, now).is_err() {
+                    // Tripped: the restart is not made, the supervisor shuts
+                    // down.
+                    self.to_stopping(now);
+                    self.terminate_as(now, TerminationReason::Cancelled, false, failure);
+                    return Next::Stop;
+                }
+                self.back_off(delay, now, failure).await
+            }
+        }
+    }
+
+    /// `Running → BackingOff` at `now`, recording the run's failure.
+    fn enter_backing_off(&self, delay: Duration, now: Duration, failure: Option<Failure>) -> bool {
         let backing_off = self.slot.transition_at(
             self.telemetry(),
             now,
@@ -633,7 +714,31 @@ impl<S: Service> Runner<S> {
             |lc, now| lc.transition_to_backing_off(now, delay),
             |_| Some(SinkEvent::Backoff { delay }),
         );
-        if backing_off.is_err() {
+        backing_off.is_ok()
+    }
+
+    /// Under `OneForAll` or `RestForOne`: `Running → BackingOff`, then the
+    /// service waits, held, while the group's coordinator restarts its group
+    /// (the others stopped, `delay` after `now`, all started again in order).
+    async fn set_off(&mut self, delay: Duration, now: Duration, failure: Option<Failure>) -> Next {
+        if !self.enter_backing_off(delay, now, failure) {
+            return Next::Stop;
+        }
+        tracing::info!(delay_ms = delay.as_millis(), "group restart requested");
+        let start_count = self.slot.mark_held();
+        self.shared
+            .request_cycle(&self.slot, start_count, now.saturating_add(delay));
+        match self.wait_released().await {
+            Some(at) => Next::Restart { at },
+            None => Next::Stop,
+        }
+    }
+
+    /// `Running → BackingOff` at `now` (recording the run's failure), then
+    /// waits `delay` unless a stop or restart is asked for first (a restart
+    /// cuts the delay short).
+    async fn back_off(&mut self, delay: Duration, now: Duration, failure: Option<Failure>) -> Next {
+        if !self.enter_backing_off(delay, now, failure) {
             return Next::Stop;
         }
         tracing::info!(delay_ms = delay.as_millis(), "restart scheduled");
@@ -682,11 +787,12 @@ impl<S: Service> Runner<S> {
                 self.stop_idle(now, &cause);
                 Next::Stop
             }
-            Asked::Restart | Asked::Nothing if self.shared.is_draining() => {
+            Asked::Restart | Asked::Hold | Asked::Nothing if self.shared.is_draining() => {
                 self.stop_idle(now, &StopCause::Shutdown);
                 Next::Stop
             }
-            Asked::Restart | Asked::Nothing => Next::Restart { at: now },
+            // A hold is taken at the next start.
+            Asked::Restart | Asked::Hold | Asked::Nothing => Next::Restart { at: now },
         }
     }
 

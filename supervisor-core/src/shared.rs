@@ -31,6 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::context::RunContexts;
 use crate::drain::{DrainLog, DrainReport, ShutdownCause};
+use crate::group::Group;
 use crate::panics::take_message;
 use crate::runner::{LazyBackoff, Runner};
 use crate::slot::{Refusal, ServiceSlot, Spec, StopCause};
@@ -64,6 +65,9 @@ pub(crate) struct Shared {
     draining: AtomicBool,
     /// Set by the first spawn with dependencies: the drain orders its stops.
     pub(crate) has_dependencies: AtomicBool,
+    /// Set when the restart intensity tripped: the drain stops the services
+    /// one at a time in reverse start order.
+    in_start_order: AtomicBool,
     pub(crate) drain_log: Mutex<DrainLog>,
     /// The shortest stop among the slowest ones logged (nanoseconds), read
     /// without the log's lock: most stops are quicker, and skip it.
@@ -72,6 +76,10 @@ pub(crate) struct Shared {
     spawn_counter: AtomicU64,
     /// The first runtime found to have a time driver.
     timed_runtime: OnceLock<tokio::runtime::Id>,
+    /// The next spawn's place in the start order.
+    start_order: AtomicU64,
+    /// The strategy's coordinator and queue; `None` under `OneForOne`.
+    pub(crate) group: Option<Group>,
 }
 
 impl Shared {
@@ -81,7 +89,10 @@ impl Shared {
             config.clean_restart_delay,
             config.event_capacity,
         ));
+        let group = Group::new(&config);
         Self {
+            group,
+            start_order: AtomicU64::new(0),
             default_backoff: Arc::new(config.default_backoff),
             config,
             tracker: TaskTracker::new(),
@@ -92,6 +103,7 @@ impl Shared {
             drain: OnceLock::new(),
             draining: AtomicBool::new(false),
             has_dependencies: AtomicBool::new(false),
+            in_start_order: AtomicBool::new(false),
             drain_log: Mutex::new(DrainLog::default()),
             slowest_floor: AtomicU64::new(0),
             jitter_seed,
@@ -119,6 +131,15 @@ impl Shared {
 
     pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// The drain is to stop the services one at a time, newest first.
+    pub(crate) fn stop_in_start_order(&self) {
+        self.in_start_order.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn stops_in_start_order(&self) -> bool {
+        self.in_start_order.load(Ordering::SeqCst)
     }
 
     /// Starts the shutdown for `cause`, unless it started already.
@@ -182,6 +203,7 @@ impl Shared {
             temporary,
             critical,
             heartbeat,
+            order: self.start_order.fetch_add(1, Ordering::Relaxed),
         };
         let slot = Arc::new(ServiceSlot::new(
             Arc::clone(&name),
@@ -231,6 +253,7 @@ impl Shared {
             }
             slot.spawned(telemetry, now);
             self.start_shutdown_task();
+            self.start_coordinator();
             (self.tracker.track_future(task), replaced)
         };
         // Outside every lock: sinks may call back into the supervisor.
@@ -317,7 +340,9 @@ impl Shared {
             return;
         };
         let draining = self.is_draining();
-        if ended.has_dependants {
+        // A drain in reverse start order stops every service itself, in turn.
+        let in_order = self.stops_in_start_order();
+        if ended.has_dependants && !in_order {
             for dependant in slot.live_dependants() {
                 let cause = if draining {
                     StopCause::Shutdown
@@ -331,7 +356,7 @@ impl Shared {
             }
         }
         for dependency in slot.dependencies() {
-            if dependency.dependant_terminated(slot) && self.is_draining() {
+            if dependency.dependant_terminated(slot) && self.is_draining() && !in_order {
                 let _ = dependency.request_stop(StopCause::Shutdown, now);
             }
         }

@@ -24,7 +24,10 @@
 //!    acts on it; a stop overrides a restart. Every decision of the runner
 //!    (start, end of a run, end of a backoff) reads the request under the
 //!    lock, so a request is never lost and a stopped service never starts
-//!    again.
+//!    again. A group restart's hold (`OneForAll`, `RestForOne`) is a request
+//!    too: below a stop, above a restart; a held service starts only when
+//!    the group's coordinator releases it, and a host restart of a held
+//!    service is the release itself.
 //! 5. Nothing in the slot refers to its task once the task is over: the
 //!    abort handle is dropped at termination, and the runner's waker when the
 //!    runner returns, so the finished task's memory is freed.
@@ -52,6 +55,10 @@ const NONE: u8 = 0;
 const RESTART: u8 = 1;
 /// A stop is requested.
 const STOP: u8 = 2;
+/// A group restart asks the service to stop its run and wait (see [`Hold`]).
+const HOLD: u8 = 3;
+/// A group restart lets the held service start again.
+const RELEASE: u8 = 4;
 
 /// The capacity the event buffers keep between deliveries: a few cycles'
 /// worth (a crash loop between two yields grows them for a moment).
@@ -67,6 +74,21 @@ pub(crate) struct Spec {
     pub(crate) critical: bool,
     /// The heartbeat interval each run must meet, if any.
     pub(crate) heartbeat: Option<Duration>,
+    /// The spawn's place in the supervisor's start order (spawn order).
+    pub(crate) order: u64,
+}
+
+/// Where a service stands in a group restart (`OneForAll`, `RestForOne`).
+/// Always [`Hold::None`] under `OneForOne`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hold {
+    None,
+    /// The group's coordinator asked the service to stop its run and wait.
+    Asked,
+    /// The runner waits, not running, until it is released (or stopped).
+    Held,
+    /// Released: the runner starts again at its next decision point.
+    Released,
 }
 
 /// One supervised service's shared state: written by its own task, read by
@@ -100,6 +122,8 @@ struct ServiceState {
     stop: Option<Box<StopRequest>>,
     /// A restart asked for, until the runner acts on it (a stop wins).
     restart: bool,
+    /// Where the service stands in a group restart.
+    hold: Hold,
     /// The failure recorded since the last transition, reported with the
     /// next one.
     failure: Option<FailureKind>,
@@ -170,6 +194,9 @@ pub(crate) enum StopCause {
     Host,
     /// A dependency terminated; `failed` if it failed for good.
     Dependency { name: Arc<str>, failed: bool },
+    /// A group restart set off by `name` stops this service for good (a
+    /// `Never` child is not started again).
+    Group { name: Arc<str> },
 }
 
 impl StopCause {
@@ -177,15 +204,16 @@ impl StopCause {
     /// holds the stop timeout if the run was dropped at it.
     pub(crate) fn reason(&self, aborted: Option<Duration>) -> TerminationReason {
         match (self, aborted) {
-            (StopCause::Shutdown, None) => TerminationReason::Cancelled,
+            (StopCause::Shutdown | StopCause::Group { .. }, None) => TerminationReason::Cancelled,
             (StopCause::Shutdown, Some(timeout)) => TerminationReason::ShutdownTimeout { timeout },
             (StopCause::Host, None) => TerminationReason::Stopped,
             (StopCause::Dependency { name, .. }, None) => TerminationReason::DependencyStopped {
                 dependency: name.to_string(),
             },
-            (StopCause::Host | StopCause::Dependency { .. }, Some(timeout)) => {
-                TerminationReason::StopTimeout { timeout }
-            }
+            (
+                StopCause::Host | StopCause::Dependency { .. } | StopCause::Group { .. },
+                Some(timeout),
+            ) => TerminationReason::StopTimeout { timeout },
         }
     }
 }
@@ -194,6 +222,17 @@ impl StopCause {
 pub(crate) enum Asked {
     Nothing,
     Restart,
+    /// A group restart: stop the run (if any) and wait to be released.
+    Hold,
+    Stop(StopCause),
+}
+
+/// What a held runner is asked to do.
+pub(crate) enum HeldAsked {
+    /// Keep waiting.
+    Wait,
+    /// Start again.
+    Released,
     Stop(StopCause),
 }
 
@@ -375,6 +414,7 @@ impl ServiceSlot {
                 abort: None,
                 stop: None,
                 restart: false,
+                hold: Hold::None,
                 failure: None,
                 standing: Standing::Clear,
                 forget: spec.temporary,
@@ -685,6 +725,10 @@ impl ServiceSlot {
             return Err(Refusal::Stopping);
         }
         let start_count = state.lifecycle.start_count();
+        if state.hold != Hold::None {
+            // A group restart holds the service: its release is the restart.
+            return Ok(start_count);
+        }
         match state.lifecycle.phase() {
             ServicePhase::Running | ServicePhase::BackingOff => {
                 state.restart = true;
@@ -726,14 +770,137 @@ impl ServiceSlot {
             return Asked::Nothing;
         }
         let mut state = self.lock();
-        match &state.stop {
-            Some(stop) => Asked::Stop(stop.cause.clone()),
-            None if !state.restart => Asked::Nothing,
-            None => {
+        match (&state.stop, state.hold) {
+            (Some(stop), _) => Asked::Stop(stop.cause.clone()),
+            (None, Hold::Asked | Hold::Held) => Asked::Hold,
+            (None, _) if !state.restart => Asked::Nothing,
+            (None, _) => {
                 state.restart = false;
-                self.pending.store(NONE, Ordering::Release);
+                self.repend(&state);
                 Asked::Restart
             }
+        }
+    }
+
+    /// Stores the kind of the most pressing request (a stop, a hold, a
+    /// release, a restart) in the one-byte copy. Under the lock.
+    fn repend(&self, state: &ServiceState) {
+        let kind = match (&state.stop, state.hold) {
+            (Some(_), _) => STOP,
+            (None, Hold::Asked) => HOLD,
+            (None, Hold::Released) => RELEASE,
+            (None, _) if state.restart => RESTART,
+            (None, _) => NONE,
+        };
+        self.pending.store(kind, Ordering::Release);
+    }
+
+    /// The group's coordinator asks the service to stop its run and wait to
+    /// be released. Returns `false` if it terminated or is being stopped
+    /// (nothing to hold: it will not start again).
+    pub(crate) fn request_hold(&self) -> bool {
+        let mut state = self.lock();
+        if !state.lifecycle.phase().is_alive() || state.stop.is_some() {
+            return false;
+        }
+        if state.hold != Hold::Held {
+            state.hold = Hold::Asked;
+            self.repend(&state);
+        }
+        drop(state);
+        self.waker.wake();
+        true
+    }
+
+    /// The runner waits, not running: it is held (it stopped for a group
+    /// restart, or waits for the one its own exit set off). Returns the start
+    /// count of its last run.
+    pub(crate) fn mark_held(&self) -> u64 {
+        let mut state = self.lock();
+        state.hold = Hold::Held;
+        self.repend(&state);
+        if let Some(watch) = &state.watch {
+            watch.notify.notify_waiters();
+        }
+        state.lifecycle.start_count()
+    }
+
+    /// What a held runner reads at its decision point: a stop ends it, a
+    /// release starts it; a restart asked by the host meanwhile is dropped
+    /// (the release is the restart).
+    pub(crate) fn take_held_request(&self) -> HeldAsked {
+        let mut state = self.lock();
+        if let Some(stop) = &state.stop {
+            return HeldAsked::Stop(stop.cause.clone());
+        }
+        state.restart = false;
+        let asked = match state.hold {
+            Hold::Released | Hold::None => {
+                state.hold = Hold::None;
+                HeldAsked::Released
+            }
+            Hold::Held => HeldAsked::Wait,
+            // Released, then asked again before it read the release.
+            Hold::Asked => {
+                state.hold = Hold::Held;
+                if let Some(watch) = &state.watch {
+                    watch.notify.notify_waiters();
+                }
+                HeldAsked::Wait
+            }
+        };
+        self.repend(&state);
+        asked
+    }
+
+    /// The group's coordinator lets a held service start again. Returns its
+    /// start count before the release, or `None` if it is not held (it
+    /// terminated, or is being stopped).
+    pub(crate) fn release(&self) -> Option<u64> {
+        let mut state = self.lock();
+        if state.hold != Hold::Held || state.stop.is_some() {
+            return None;
+        }
+        state.hold = Hold::Released;
+        self.repend(&state);
+        let start_count = state.lifecycle.start_count();
+        drop(state);
+        self.waker.wake();
+        Some(start_count)
+    }
+
+    /// Whether the service is held since its run number `start_count` ended
+    /// (its request for a group restart is still current).
+    pub(crate) fn is_held_after(&self, start_count: u64) -> bool {
+        let state = self.lock();
+        state.hold == Hold::Held
+            && state.stop.is_none()
+            && state.lifecycle.start_count() == start_count
+    }
+
+    /// Waits until `check` holds of the lifecycle and the hold (for the
+    /// group's coordinator).
+    pub(crate) async fn wait_until(&self, mut check: impl FnMut(&ServiceLifecycle, Hold) -> bool) {
+        /// Counts the waiter out however the wait ends.
+        struct Out<'a>(&'a ServiceSlot);
+        impl Drop for Out<'_> {
+            fn drop(&mut self) {
+                self.0.watch_out();
+            }
+        }
+        let notify = self.watch_in();
+        let _out = Out(self);
+        loop {
+            let changed = notify.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let state = self.lock();
+                if check(&state.lifecycle, state.hold) {
+                    return;
+                }
+            }
+            changed.await;
         }
     }
 

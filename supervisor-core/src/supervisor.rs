@@ -669,6 +669,9 @@ impl Supervisor {
     ///   without its IO driver (`enable_io`), which signals need.
     /// - [`ShutdownError::CriticalFailed`], after the whole drain, if a
     ///   critical service failed for good: exit non-zero.
+    /// - [`ShutdownError::IntensityExceeded`], after the whole drain, if the
+    ///   [restart intensity](SupervisorConfig::with_restart_intensity) was
+    ///   exceeded: exit non-zero.
     pub async fn run_until_shutdown(&self) -> Result<DrainReport, ShutdownError> {
         if self.shared.config.install_signal_handler {
             self.wait_for_signal()
@@ -695,6 +698,16 @@ impl Supervisor {
                     report,
                 })
             }
+            Some(ShutdownCause::IntensityExceeded {
+                service,
+                max_restarts,
+                period,
+            }) => Err(ShutdownError::IntensityExceeded {
+                service: service.clone(),
+                max_restarts: *max_restarts,
+                period: *period,
+                report,
+            }),
             _ => Ok(report),
         }
     }

@@ -30,7 +30,9 @@
 //!
 //! - once a [critical](supervisor_core::SpawnOptions::critical) service has
 //!   failed for good ([`Supervisor::shutdown_cause`] is
-//!   [`CriticalFailed`](supervisor_core::ShutdownCause::CriticalFailed)):
+//!   [`CriticalFailed`](supervisor_core::ShutdownCause::CriticalFailed)), or
+//!   the restart intensity was exceeded
+//!   ([`IntensityExceeded`](supervisor_core::ShutdownCause::IntensityExceeded)):
 //!   the process is draining to exit non-zero, and the service manager must
 //!   not be told it is healthy (if that drain outlasts `WatchdogSec=`,
 //!   systemd aborts it, and restarts the process all the same);
@@ -53,7 +55,8 @@
 //! 2. `STOPPING=1` is sent once, when shutdown begins, and nothing but
 //!    `STATUS=` and `WATCHDOG=1` follows it.
 //! 3. No `WATCHDOG=1` is sent once the shutdown cause is
-//!    [`CriticalFailed`](supervisor_core::ShutdownCause::CriticalFailed).
+//!    [`CriticalFailed`](supervisor_core::ShutdownCause::CriticalFailed) or
+//!    [`IntensityExceeded`](supervisor_core::ShutdownCause::IntensityExceeded).
 //! 4. Every `STATUS=` value is one line of at most [`MAX_STATUS_LEN`]
 //!    bytes: control characters (a newline in a service's name or error
 //!    message) become spaces, so no text of a service can forge another
@@ -622,7 +625,7 @@ mod unix {
     fn healthy(supervisor: &Supervisor) -> bool {
         !matches!(
             supervisor.shutdown_cause(),
-            Some(ShutdownCause::CriticalFailed { .. })
+            Some(ShutdownCause::CriticalFailed { .. } | ShutdownCause::IntensityExceeded { .. })
         )
     }
 

@@ -23,5 +23,6 @@ mod readiness;
 mod smoke;
 #[cfg(target_os = "linux")]
 mod soak;
+mod strategy;
 mod support;
 mod watchdog;

@@ -36,14 +36,11 @@
 //! # Skipped (features not built yet)
 //!
 //! - `one_for_all`, `rest_for_one` and their `*_escalation`,
-//!   `*_other_child_fails_restart`, `order_of_children` (the restart part),
-//!   `temporary_bystander`, `significant_bystander`: no group strategies; a
-//!   service restarts alone. Only the stop order of `order_of_children` is
-//!   ported (along dependencies).
-//! - `one_for_one` / `multiple_restarts` / `one_for_one_escalation` intensity
-//!   across services, and the supervisor's own exit on it: no supervisor-wide
-//!   restart intensity (each service has its own circuit breaker, covered in
-//!   `policy.rs`).
+//!   `order_of_children` (the restart part), `temporary_bystander`,
+//!   `one_for_one_escalation`, `multiple_restarts` and the restart intensity
+//!   are in `strategy.rs`; `*_other_child_fails_restart` and
+//!   `significant_bystander` are not ported (a start cannot fail; no
+//!   significant bystanders).
 //! - `tree`, `significant_escalation` through a child supervisor: no nested
 //!   supervisors (a dependency failure reaching a critical service is the
 //!   nearest analogue, and is ported).
