@@ -30,6 +30,7 @@
 //! | 9 | control: stop, restart by call, remove every one of 100k idle services | ns/operation |
 //! | 10 | temporary churn: 100k one-shot temporary services, 1k in flight | ns/job; RSS growth |
 //! | 11 | the HTTP surface: `GET /metrics` of 1k services over loopback; the restart cycle next to a scraper or an SSE client | ns/scrape; ns/restart, ÷ without |
+//! | 12 | `OneForAll` group restart of 10 and 1k children (one fails, all restart) | ns per child restarted |
 //!
 //! Scenarios 1–3, 8, 9 and 10 run each measurement in a fresh process (this binary
 //! with the hidden `--child` argument); scenarios 2b and 7 run `alloc-count`, built
@@ -46,6 +47,7 @@ mod read_path;
 mod report;
 mod restart;
 mod script;
+mod strategy;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -98,7 +100,7 @@ fn main() -> Result<()> {
 }
 
 /// The scenario groups `--only` selects (for profiling one of them).
-const GROUPS: [&str; 14] = [
+const GROUPS: [&str; 15] = [
     "idle",
     "memory",
     "restart",
@@ -113,6 +115,7 @@ const GROUPS: [&str; 14] = [
     "control",
     "churn",
     "http",
+    "strategy",
 ];
 
 /// Sizes of one run.
@@ -146,6 +149,8 @@ struct Plan {
     http_services: usize,
     /// Timed `GET /metrics` per format and round.
     http_scrapes: usize,
+    /// Children of the `OneForAll` group restarts (scenario 12).
+    group_ns: Vec<usize>,
     /// The longest any wait may take before the run fails.
     limit: Duration,
 }
@@ -177,6 +182,7 @@ impl Plan {
             },
             http_services: 1_000,
             http_scrapes: 200,
+            group_ns: vec![10, 1_000],
             limit: Duration::from_secs(600),
         }
     }
@@ -207,6 +213,7 @@ impl Plan {
             },
             http_services: 10,
             http_scrapes: 5,
+            group_ns: vec![10, 100],
             limit: Duration::from_secs(60),
         }
     }
@@ -262,6 +269,9 @@ fn run(plan: &Plan, only: Option<&str>, out: &Path) -> Result<()> {
     }
     if selected("http") {
         figures.extend(http_figures(plan)?);
+    }
+    if selected("strategy") {
+        figures.extend(strategy_figures(plan)?);
     }
     // In the order of the scenarios (a stable sort keeps N ascending).
     figures.sort_by_key(|figure| scenario_order(figure.scenario));
@@ -328,6 +338,7 @@ fn scenario_order(scenario: &str) -> usize {
         "metrics_scrape",
         "restart_scraper",
         "restart_event_stream",
+        "one_for_all",
     ]
     .iter()
     .position(|known| *known == scenario)
@@ -603,6 +614,42 @@ fn heartbeat_figure(plan: &Plan) -> Result<Figure> {
         1.3,
     ))
     .extra("without_ns", format!("{without:.1}")))
+}
+
+/// Scenario 12: a `OneForAll` group restart of each N of `group_ns`
+/// children, the project and the hand-written raw loop interleaved; as many
+/// children restarted per measurement as scenario 4 restarts one service.
+fn strategy_figures(plan: &Plan) -> Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    for &n in &plan.group_ns {
+        let cycles = (plan.restarts / n as u64).max(1);
+        let mut measured: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+        for round in 1..=plan.rounds {
+            for (at, variant) in [Variant::Project, Variant::Raw].into_iter().enumerate() {
+                let ns = strategy::one_for_all(variant, n, cycles, plan.limit)?;
+                progress(&format!(
+                    "OneForAll restart of {n} children round {round}/{}: {variant} {ns:.0} ns per child restarted",
+                    plan.rounds
+                ));
+                measured[at].push(ns);
+            }
+        }
+        let [project, raw] = measured.map(|values| median(&values));
+        figures.push(
+            Figure::new(
+                "one_for_all",
+                format!(
+                    "12 OneForAll group restart: one of N children fails {cycles}×, all N stop (newest first) and start again (in order), ns per child restarted (raw: a hand-written loop, starts unordered)"
+                ),
+                n as u64,
+                Unit::Ns,
+                project,
+            )
+            .raw(raw)
+            .extra("cycles", cycles.to_string()),
+        );
+    }
+    Ok(figures)
 }
 
 /// Scenario 2b: the live heap bytes a terminated service keeps, through the
@@ -1378,6 +1425,7 @@ fn notes(plan: &Plan) -> Vec<String> {
             plan.burst_failures, plan.burst_ns[0], plan.burst_min_restarts
         ),
         "Restart with a subscriber (4c): the restart cycle run alternately with no subscriber and with one task draining `Supervisor::subscribe()` (default capacity 1024; events it misses by lagging are counted, not waited for).".to_owned(),
+        "OneForAll (12): N − 1 idle children run; the N-th, spawned last, fails at once on each run until the group has restarted about as many children as scenario 4 restarts one service, with zero backoff and no restart intensity; project = `Strategy::OneForAll` (its coordinator stops the others newest first, each awaited, and starts each child once the one before it runs); raw = a task and token per child, the loop joins the failing child, cancels and joins the others newest first, then spawns all again in order without waiting.".to_owned(),
         "Restart with a heartbeat (4d): the restart cycle run alternately without and with `SpawnOptions::heartbeat(60 s)` (each run makes its boxed deadline; the run fails before it is ever reached).".to_owned(),
         format!(
             "Control (9): {} idle services run; then every one is asked (stop / restart / remove through its `ServiceHandle`), and all answers are awaited; timed from the first request to the last answer (restart: until every new run's body ran). raw keeps a child token and `JoinHandle` per task (remove: in a name-keyed `HashMap`); tgs has a per-subsystem stop only.",

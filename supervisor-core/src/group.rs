@@ -208,8 +208,12 @@ impl Shared {
         held.push(failed);
         held.sort_unstable_by_key(|slot| slot.spec.order);
 
-        // The failed service's backoff.
-        tokio::time::sleep_until(self.telemetry.instant(not_before)).await;
+        // The failed service's backoff, if it is not over yet (a timer
+        // fires at the driver's next tick at the earliest, up to a
+        // millisecond away even for a deadline already past).
+        if self.telemetry.now() < not_before {
+            tokio::time::sleep_until(self.telemetry.instant(not_before)).await;
+        }
 
         // Then all start again, oldest first.
         for member in held {
