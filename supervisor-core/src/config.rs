@@ -549,6 +549,14 @@ impl fmt::Debug for SupervisorConfig {
 /// start a stopped service). Once shutdown begins nothing restarts: held
 /// services terminate `Cancelled`, in the drain's order.
 ///
+/// The shutdown follows the strategy too. Under `OneForAll` and
+/// `RestForOne` it stops the services one at a time, newest first, each
+/// within its stop timeout (as OTP's supervisor terminates its children),
+/// so a drain takes as long as the stops it waits for, added up. Under
+/// `OneForOne` independent services stop all at once (dependants before
+/// what they depend on): a departure from OTP, for a large flat fleet's
+/// drain.
+///
 /// Unlike OTP, a terminated service is not started again by a `OneForAll`
 /// cycle (OTP restarts a transient child that exited normally, and a child
 /// stopped with `terminate_child`): here a terminated service has no task

@@ -97,7 +97,9 @@
 //! transient (a clean exit completes it and restarts nothing), `Never`
 //! temporary (its exit restarts nothing; a group restart stops it for
 //! good). A host restart restarts one service; a host stop is final; a
-//! circuit breaker that opens ends its service alone. We depart from OTP on
+//! circuit breaker that opens ends its service alone. Under `OneForAll` and
+//! `RestForOne` the shutdown stops the services one at a time, newest first
+//! (under `OneForOne`, all at once, dependants first). We depart from OTP on
 //! purpose in two ways: the failed service's backoff delays the group's
 //! start, and a terminated service is not started again by a group restart.
 //! [`Strategy`] has the details.

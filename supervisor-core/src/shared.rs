@@ -65,8 +65,9 @@ pub(crate) struct Shared {
     draining: AtomicBool,
     /// Set by the first spawn with dependencies: the drain orders its stops.
     pub(crate) has_dependencies: AtomicBool,
-    /// Set when the restart intensity tripped: the drain stops the services
-    /// one at a time in reverse start order.
+    /// Set under `OneForAll` and `RestForOne`, and when the restart
+    /// intensity tripped: the drain stops the services one at a time in
+    /// reverse start order.
     in_start_order: AtomicBool,
     pub(crate) drain_log: Mutex<DrainLog>,
     /// The shortest stop among the slowest ones logged (nanoseconds), read
@@ -90,6 +91,9 @@ impl Shared {
             config.event_capacity,
         ));
         let group = Group::new(&config);
+        // OTP's shutdown for a group whose services depend on their order:
+        // one at a time, newest first.
+        let in_start_order = config.strategy != crate::Strategy::OneForOne;
         Self {
             group,
             start_order: AtomicU64::new(0),
@@ -103,7 +107,7 @@ impl Shared {
             drain: OnceLock::new(),
             draining: AtomicBool::new(false),
             has_dependencies: AtomicBool::new(false),
-            in_start_order: AtomicBool::new(false),
+            in_start_order: AtomicBool::new(in_start_order),
             drain_log: Mutex::new(DrainLog::default()),
             slowest_floor: AtomicU64::new(0),
             jitter_seed,

@@ -691,3 +691,42 @@ async fn exits_that_are_not_restarts_are_not_charged() {
     assert_eq!(starts(&sup, "c"), 1);
     drain_clean(&sup).await;
 }
+
+/// `order_of_children`, at shutdown: under `OneForAll` (and `RestForOne`)
+/// the services stop one at a time, newest first, each only once the one
+/// after it stopped, however long that takes.
+#[tokio::test(start_paused = true)]
+async fn shutdown_stops_the_group_one_at_a_time_newest_first() {
+    for strategy in [Strategy::OneForAll, Strategy::RestForOne] {
+        let sup = strategic(strategy);
+        let log = Log::default();
+        // Each takes 1 s to stop once asked.
+        let slow = |name: &'static str| {
+            let log = log.clone();
+            service_fn(name, move |ctx: ServiceContext| {
+                let live = log.start(name);
+                async move {
+                    ctx.cancelled().await;
+                    tokio::time::sleep(SEC).await;
+                    drop(live);
+                    anyhow::Ok(())
+                }
+            })
+        };
+        for name in ["a", "b", "c"] {
+            sup.spawn_service_with_options(slow(name), permanent())
+                .unwrap();
+        }
+        tokio::time::sleep(MS).await;
+        let started = tokio::time::Instant::now();
+        sup.trigger_shutdown();
+        let report = sup.wait_for_drain().await;
+        assert!(report.is_clean(), "{strategy:?}: {report:?}");
+        assert_eq!(started.elapsed(), 3 * SEC, "{strategy:?}: one at a time");
+        assert_eq!(
+            log.events_from(3),
+            strings(&["stop c", "stop b", "stop a"]),
+            "{strategy:?}"
+        );
+    }
+}
