@@ -24,5 +24,6 @@ mod smoke;
 #[cfg(target_os = "linux")]
 mod soak;
 mod strategy;
+mod strategy_props;
 mod support;
 mod watchdog;
