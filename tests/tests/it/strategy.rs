@@ -730,3 +730,137 @@ async fn shutdown_stops_the_group_one_at_a_time_newest_first() {
         );
     }
 }
+
+/// `multiple_restarts`: one restart per second tolerated (OTP's intensity
+/// 1, period 1 s); a child failing every 2 s or so is restarted every time
+/// and the supervisor lives on, and the child can still be stopped and
+/// removed.
+#[tokio::test(start_paused = true)]
+async fn multiple_restarts() {
+    let sup = Supervisor::new(intense(Strategy::OneForOne, 1, SEC));
+    let log = Log::default();
+    let every_two_seconds = [
+        Run::FailAfter(SEC),
+        Run::FailAfter(2100 * MS),
+        Run::FailAfter(2100 * MS),
+        Run::FailAfter(2100 * MS),
+    ];
+    sup.spawn_service_with_options(child("c1", &log, &every_two_seconds), permanent())
+        .unwrap();
+    tokio::time::sleep(10 * SEC).await;
+    assert!(!sup.is_shutting_down());
+    assert_eq!(starts(&sup, "c1"), 5);
+    assert_eq!(sup.service_lifecycle("c1").unwrap().failures.total(), 4);
+    sup.stop_service("c1").await.unwrap();
+    sup.remove_service("c1").await.unwrap();
+    assert!(sup.service_lifecycle("c1").is_none());
+    drain_clean(&sup).await;
+}
+
+/// `one_for_all_other_child_fails_restart`: during a `OneForAll` restart
+/// set off by `c1`, `c2`'s new run fails at once; `c1`'s new run is then
+/// stopped (not failed) and the whole group restarts again, one more
+/// charge, and both run.
+#[tokio::test(start_paused = true)]
+async fn one_for_all_other_child_fails_restart() {
+    let sup = Supervisor::new(intense(Strategy::OneForAll, 3, 3600 * SEC));
+    let log = Log::default();
+    sup.spawn_service_with_options(child("c1", &log, &[Run::FailAfter(SEC)]), permanent())
+        .unwrap();
+    sup.spawn_service_with_options(
+        child("c2", &log, &[Run::Idle, Run::FailAfter(Duration::ZERO)]),
+        permanent(),
+    )
+    .unwrap();
+    tokio::time::sleep(2 * SEC).await;
+    assert_eq!(
+        log.events_from(2),
+        strings(&[
+            "stop c1", // c1 fails,
+            "stop c2", // the group stops,
+            "start c1", "start c2", "stop c2", // c2 fails to start:
+            "stop c1", // the group stops again,
+            "start c1", "start c2",
+        ])
+    );
+    assert!(!sup.is_shutting_down());
+    // c1's second run was stopped by the group, not failed.
+    assert_eq!(sup.service_lifecycle("c1").unwrap().failures.total(), 1);
+    assert_eq!(sup.service_lifecycle("c2").unwrap().failures.total(), 1);
+    for name in ["c1", "c2"] {
+        assert_eq!(starts(&sup, name), 3, "{name}");
+        assert_eq!(
+            sup.service_lifecycle(name).unwrap().phase,
+            ServicePhase::Running
+        );
+    }
+    drain_clean(&sup).await;
+}
+
+/// `rest_for_one_other_child_fails_restart`: during a `RestForOne` restart
+/// set off by `c1`, `c2`'s new run fails at once; only `c2` (and what
+/// comes after it) restarts again: `c1`, already started, is left running.
+#[tokio::test(start_paused = true)]
+async fn rest_for_one_other_child_fails_restart() {
+    let sup = Supervisor::new(intense(Strategy::RestForOne, 3, 3600 * SEC));
+    let log = Log::default();
+    sup.spawn_service_with_options(child("c1", &log, &[Run::FailAfter(SEC)]), permanent())
+        .unwrap();
+    sup.spawn_service_with_options(
+        child("c2", &log, &[Run::Idle, Run::FailAfter(Duration::ZERO)]),
+        permanent(),
+    )
+    .unwrap();
+    tokio::time::sleep(2 * SEC).await;
+    assert_eq!(
+        log.events_from(2),
+        strings(&[
+            "stop c1", "stop c2", "start c1", "start c2", "stop c2", "start c2",
+        ])
+    );
+    assert!(!sup.is_shutting_down());
+    assert_eq!(starts(&sup, "c1"), 2);
+    assert_eq!(starts(&sup, "c2"), 3);
+    drain_clean(&sup).await;
+}
+
+/// `hanging_restart_loop`: a child stuck in a restart loop (every new run
+/// fails at once, `brutal_kill`) can be stopped by the host at once, spawned
+/// again into the same loop, and the supervisor's shutdown during the loop
+/// does not hang.
+#[tokio::test(start_paused = true)]
+async fn hanging_restart_loop() {
+    let sup = Supervisor::new(intense(Strategy::OneForOne, 8, 10 * SEC));
+    let log = Log::default();
+    let brutal_kill = permanent().stop_timeout(supervisor_core::StopTimeout::Immediate);
+    let looping = [Run::FailAfter(Duration::ZERO); 32];
+    let mut first = vec![Run::Idle];
+    first.extend_from_slice(&looping);
+    sup.spawn_service_with_options(child("child1", &log, &first), brutal_kill.clone())
+        .unwrap();
+    tokio::time::sleep(MS).await;
+    // The loop begins: a host restart, then every run fails at once.
+    sup.restart_service("child1").await.unwrap();
+    tokio::time::sleep(SEC).await;
+    let looped = starts(&sup, "child1");
+    assert!(looped >= 4, "{looped} starts");
+    assert!(!sup.is_shutting_down());
+
+    let stopped = tokio::time::timeout(MS, sup.stop_service("child1"))
+        .await
+        .expect("a stop ends the loop at once")
+        .unwrap();
+    assert_eq!(stopped.termination_reason, Some(TerminationReason::Stopped));
+
+    // Into the loop again, then the shutdown.
+    sup.spawn_service_with_options(child("child1", &log, &looping), brutal_kill)
+        .unwrap();
+    tokio::time::sleep(SEC).await;
+    assert!(starts(&sup, "child1") >= 4);
+    sup.trigger_shutdown();
+    let report = tokio::time::timeout(MS, sup.wait_for_drain())
+        .await
+        .expect("the shutdown does not hang in the loop");
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(reason(&sup, "child1"), Some(TerminationReason::Cancelled));
+}
