@@ -96,6 +96,16 @@ pub enum ShutdownCause {
         /// The critical service.
         service: String,
     },
+    /// A service's run failed with a [`TerminateTree`](crate::TerminateTree)
+    /// error, which asks to stop the whole supervisor (unless
+    /// [`SupervisorConfig::ignore_terminate_tree`](crate::SupervisorConfig::ignore_terminate_tree)
+    /// is set).
+    TreeTerminated {
+        /// The service whose error asked for it.
+        service: String,
+        /// The error, with its `source()` chain (as its `last_error`).
+        error: String,
+    },
 }
 
 impl fmt::Display for ShutdownCause {
@@ -108,6 +118,12 @@ impl fmt::Display for ShutdownCause {
             }
             ShutdownCause::CriticalCompleted { service } => {
                 write!(f, "critical service `{service}` completed")
+            }
+            ShutdownCause::TreeTerminated { service, error } => {
+                write!(
+                    f,
+                    "service `{service}` asked to terminate the supervisor: {error}"
+                )
             }
         }
     }

@@ -272,6 +272,17 @@ pub enum ShutdownError {
         /// How the shutdown that followed went.
         report: DrainReport,
     },
+    /// A service's run failed with a [`TerminateTree`](crate::TerminateTree)
+    /// error, and everything was shut down
+    /// ([`ShutdownCause::TreeTerminated`](crate::ShutdownCause::TreeTerminated)).
+    TreeTerminated {
+        /// The service whose error asked for it.
+        service: String,
+        /// The error, with its `source()` chain.
+        error: String,
+        /// How the shutdown that followed went.
+        report: DrainReport,
+    },
 }
 
 impl fmt::Display for ShutdownError {
@@ -281,6 +292,12 @@ impl fmt::Display for ShutdownError {
             ShutdownError::CriticalFailed {
                 service, reason, ..
             } => write!(f, "critical service `{service}` failed: {reason}"),
+            ShutdownError::TreeTerminated { service, error, .. } => {
+                write!(
+                    f,
+                    "service `{service}` asked to terminate the supervisor: {error}"
+                )
+            }
         }
     }
 }
@@ -290,7 +307,7 @@ impl StdError for ShutdownError {
         // `Display` already says what the IO error says.
         match self {
             ShutdownError::Signals(error) => error.source(),
-            ShutdownError::CriticalFailed { .. } => None,
+            ShutdownError::CriticalFailed { .. } | ShutdownError::TreeTerminated { .. } => None,
         }
     }
 }

@@ -669,6 +669,9 @@ impl Supervisor {
     ///   without its IO driver (`enable_io`), which signals need.
     /// - [`ShutdownError::CriticalFailed`], after the whole drain, if a
     ///   critical service failed for good: exit non-zero.
+    /// - [`ShutdownError::TreeTerminated`], after the whole drain, if a
+    ///   service's run failed with a [`TerminateTree`](crate::TerminateTree)
+    ///   error (and the config honours it): exit non-zero.
     pub async fn run_until_shutdown(&self) -> Result<DrainReport, ShutdownError> {
         if self.shared.config.install_signal_handler {
             self.wait_for_signal()
@@ -692,6 +695,13 @@ impl Supervisor {
                 Err(ShutdownError::CriticalFailed {
                     service: service.clone(),
                     reason: reason.clone(),
+                    report,
+                })
+            }
+            Some(ShutdownCause::TreeTerminated { service, error }) => {
+                Err(ShutdownError::TreeTerminated {
+                    service: service.clone(),
+                    error: error.clone(),
                     report,
                 })
             }
