@@ -19,6 +19,8 @@ use core::time::Duration;
 /// | [`Stopped`]             | `"stopped"`              | `false`        |
 /// | [`StopTimeout`]         | `"stop_timeout"`         | `true`         |
 /// | [`DependencyStopped`]   | `"dependency_stopped"`   | `false`        |
+/// | [`DoNotRestart`]        | `"do_not_restart"`       | `true`         |
+/// | [`TerminateTree`]       | `"terminate_tree"`       | `true`         |
 ///
 /// [`Completed`]: TerminationReason::Completed
 /// [`Stopped`]: TerminationReason::Stopped
@@ -29,6 +31,8 @@ use core::time::Duration;
 /// [`CircuitBreakerOpen`]: TerminationReason::CircuitBreakerOpen
 /// [`Panicked`]: TerminationReason::Panicked
 /// [`ShutdownTimeout`]: TerminationReason::ShutdownTimeout
+/// [`DoNotRestart`]: TerminationReason::DoNotRestart
+/// [`TerminateTree`]: TerminationReason::TerminateTree
 ///
 /// # Examples
 ///
@@ -88,6 +92,13 @@ pub enum TerminationReason {
         /// The dependency's name.
         dependency: String,
     },
+    /// The run failed with an error that asked not to be restarted, so it
+    /// was not, whatever the restart policy; holds the error message.
+    DoNotRestart(String),
+    /// The run failed with an error that asked to terminate the whole
+    /// supervisor, so it was not restarted and the supervisor shut down;
+    /// holds the error message.
+    TerminateTree(String),
 }
 
 impl TerminationReason {
@@ -95,7 +106,8 @@ impl TerminationReason {
     ///
     /// One of `"completed"`, `"cancelled"`, `"unrecoverable"`,
     /// `"circuit_breaker_open"`, `"panicked"`, `"shutdown_timeout"`,
-    /// `"stopped"`, `"stop_timeout"`, `"dependency_stopped"`.
+    /// `"stopped"`, `"stop_timeout"`, `"dependency_stopped"`,
+    /// `"do_not_restart"`, `"terminate_tree"`.
     ///
     /// # Examples
     ///
@@ -116,6 +128,8 @@ impl TerminationReason {
             TerminationReason::Stopped => "stopped",
             TerminationReason::StopTimeout { .. } => "stop_timeout",
             TerminationReason::DependencyStopped { .. } => "dependency_stopped",
+            TerminationReason::DoNotRestart(_) => "do_not_restart",
+            TerminationReason::TerminateTree(_) => "terminate_tree",
         }
     }
 
@@ -166,7 +180,9 @@ impl TerminationReason {
             | TerminationReason::CircuitBreakerOpen { .. }
             | TerminationReason::Panicked(_)
             | TerminationReason::ShutdownTimeout { .. }
-            | TerminationReason::StopTimeout { .. } => true,
+            | TerminationReason::StopTimeout { .. }
+            | TerminationReason::DoNotRestart(_)
+            | TerminationReason::TerminateTree(_) => true,
         }
     }
 }
@@ -184,6 +200,8 @@ impl TerminationReason {
 /// | `Stopped`                                            | `stopped`                                             |
 /// | `StopTimeout { timeout }`                            | `aborted after the stop timeout of {timeout:?}`       |
 /// | `DependencyStopped { dependency }`                   | `stopped because its dependency {dependency} stopped` |
+/// | `DoNotRestart(msg)`                                  | `gave up, asked not to be restarted: {msg}`           |
+/// | `TerminateTree(msg)`                                 | `asked to terminate the supervisor: {msg}`            |
 impl fmt::Display for TerminationReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -209,6 +227,12 @@ impl fmt::Display for TerminationReason {
             }
             TerminationReason::DependencyStopped { dependency } => {
                 write!(f, "stopped because its dependency {dependency} stopped")
+            }
+            TerminationReason::DoNotRestart(message) => {
+                write!(f, "gave up, asked not to be restarted: {message}")
+            }
+            TerminationReason::TerminateTree(message) => {
+                write!(f, "asked to terminate the supervisor: {message}")
             }
         }
     }

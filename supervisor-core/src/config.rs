@@ -87,6 +87,7 @@ pub struct SupervisorConfig {
     pub(crate) event_capacity: usize,
     pub(crate) strategy: Strategy,
     pub(crate) restart_intensity: Option<RestartIntensity>,
+    pub(crate) ignore_terminate_tree: bool,
 }
 
 impl Default for SupervisorConfig {
@@ -101,6 +102,7 @@ impl Default for SupervisorConfig {
             event_capacity: DEFAULT_EVENT_CAPACITY,
             strategy: Strategy::OneForOne,
             restart_intensity: None,
+            ignore_terminate_tree: false,
         }
     }
 }
@@ -481,6 +483,64 @@ impl SupervisorConfig {
     pub fn clean_restart_delay(&self) -> Duration {
         self.clean_restart_delay
     }
+
+    /// Do not let a service shut the supervisor down with a
+    /// [`TerminateTree`](crate::TerminateTree) error: such an error is then a
+    /// [`DoNotRestart`](crate::DoNotRestart) for that service only (it
+    /// terminates with
+    /// [`TerminationReason::DoNotRestart`](crate::TerminationReason::DoNotRestart),
+    /// and the others keep running).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::{
+    ///     service_fn, ServiceContext, Supervisor, SupervisorConfig, TerminateTree,
+    ///     TerminationReason,
+    /// };
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = SupervisorConfig::default()
+    ///     .without_signal_handler()
+    ///     .ignore_terminate_tree();
+    /// assert!(!config.honours_terminate_tree());
+    /// let supervisor = Supervisor::new(config);
+    /// let plugin = supervisor.spawn_service(service_fn("plugin", |_ctx: ServiceContext| async {
+    ///     Err(TerminateTree::new("stop everything"))
+    /// }))?;
+    ///
+    /// let snapshot = plugin.wait_terminated().await;
+    /// assert_eq!(
+    ///     snapshot.termination_reason,
+    ///     Some(TerminationReason::DoNotRestart("stop everything".into()))
+    /// );
+    /// assert!(!supervisor.is_shutting_down());
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn ignore_terminate_tree(mut self) -> Self {
+        self.ignore_terminate_tree = true;
+        self
+    }
+
+    /// Whether a [`TerminateTree`](crate::TerminateTree) error shuts the
+    /// supervisor down (the default), or is a do-not-restart for its service
+    /// only ([`ignore_terminate_tree`](Self::ignore_terminate_tree)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use supervisor_core::SupervisorConfig;
+    ///
+    /// assert!(SupervisorConfig::default().honours_terminate_tree());
+    /// assert!(!SupervisorConfig::default().ignore_terminate_tree().honours_terminate_tree());
+    /// ```
+    #[must_use]
+    pub fn honours_terminate_tree(&self) -> bool {
+        !self.ignore_terminate_tree
+    }
 }
 
 impl fmt::Debug for SupervisorConfig {
@@ -495,6 +555,7 @@ impl fmt::Debug for SupervisorConfig {
             .field("event_capacity", &self.event_capacity)
             .field("strategy", &self.strategy)
             .field("restart_intensity", &self.restart_intensity)
+            .field("ignore_terminate_tree", &self.ignore_terminate_tree)
             .finish()
     }
 }

@@ -108,6 +108,16 @@ pub enum ShutdownCause {
         /// The period.
         period: Duration,
     },
+    /// A service's run failed with a [`TerminateTree`](crate::TerminateTree)
+    /// error, which asks to stop the whole supervisor (unless
+    /// [`SupervisorConfig::ignore_terminate_tree`](crate::SupervisorConfig::ignore_terminate_tree)
+    /// is set).
+    TreeTerminated {
+        /// The service whose error asked for it.
+        service: String,
+        /// The error, with its `source()` chain (as its `last_error`).
+        error: String,
+    },
 }
 
 impl fmt::Display for ShutdownCause {
@@ -129,6 +139,12 @@ impl fmt::Display for ShutdownCause {
                 f,
                 "restart intensity exceeded: `{service}` called for a restart beyond {max_restarts} in {period:?}"
             ),
+            ShutdownCause::TreeTerminated { service, error } => {
+                write!(
+                    f,
+                    "service `{service}` asked to terminate the supervisor: {error}"
+                )
+            }
         }
     }
 }

@@ -282,6 +282,17 @@ pub enum ShutdownError {
         max_restarts: u32,
         /// The period.
         period: std::time::Duration,
+        /// What the drain did.
+        report: DrainReport,
+    },
+    /// A service's run failed with a [`TerminateTree`](crate::TerminateTree)
+    /// error, and everything was shut down
+    /// ([`ShutdownCause::TreeTerminated`](crate::ShutdownCause::TreeTerminated)).
+    TreeTerminated {
+        /// The service whose error asked for it.
+        service: String,
+        /// The error, with its `source()` chain.
+        error: String,
         /// How the shutdown that followed went.
         report: DrainReport,
     },
@@ -303,6 +314,12 @@ impl fmt::Display for ShutdownError {
                 f,
                 "restart intensity exceeded: `{service}` called for a restart beyond {max_restarts} in {period:?}"
             ),
+            ShutdownError::TreeTerminated { service, error, .. } => {
+                write!(
+                    f,
+                    "service `{service}` asked to terminate the supervisor: {error}"
+                )
+            }
         }
     }
 }
@@ -312,7 +329,9 @@ impl StdError for ShutdownError {
         // `Display` already says what the IO error says.
         match self {
             ShutdownError::Signals(error) => error.source(),
-            ShutdownError::CriticalFailed { .. } | ShutdownError::IntensityExceeded { .. } => None,
+            ShutdownError::CriticalFailed { .. }
+            | ShutdownError::IntensityExceeded { .. }
+            | ShutdownError::TreeTerminated { .. } => None,
         }
     }
 }

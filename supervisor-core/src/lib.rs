@@ -39,6 +39,12 @@
 //! - [`Strategy`] and [`RestartIntensity`] (from `supervisor-lifecycle`, with
 //!   [`IntensityWindow`] that counts it) are OTP's supervisor flags: what
 //!   restarts together, and how many restarts are too many.
+//! - [`DoNotRestart`] and [`TerminateTree`] wrap a run's error to say more
+//!   than "I failed" (suture's `ErrDoNotRestart` and
+//!   `ErrTerminateSupervisorTree`): do not restart me, whatever my policy;
+//!   stop the whole supervisor ([`ShutdownError::TreeTerminated`], unless
+//!   [`SupervisorConfig::ignore_terminate_tree`]). They are found anywhere in
+//!   the error's `source()` chain.
 //! - [`BackoffConfig`] (from the `supervisor-backoff` crate) sets the restart
 //!   delays and the circuit breaker; [`ServiceLifecycleSnapshot`] (from
 //!   `supervisor-lifecycle`) is what you read back.
@@ -53,6 +59,8 @@
 //! |---|---|---|---|
 //! | `Ok(())` | restart after a short fixed delay, backoff reset | `Completed` | `Completed` |
 //! | `Err(_)` | restart after backoff | restart after backoff | `Unrecoverable` |
+//! | `Err(_)` with a [`DoNotRestart`] in its chain | `DoNotRestart` | `DoNotRestart` | `DoNotRestart` |
+//! | `Err(_)` with a [`TerminateTree`] in its chain | `TerminateTree`, and the supervisor shuts down ([`ShutdownCause::TreeTerminated`]) | same | same |
 //! | panic (in `run`, its future, its drop, or its error's formatting) | restart after backoff | restart after backoff | `Panicked` |
 //! | no heartbeat in time ([`SpawnOptions::heartbeat`]): stopped, then | restart after backoff | restart after backoff | `Unrecoverable` |
 //! | too many failures in the breaker's window | `CircuitBreakerOpen` | `CircuitBreakerOpen` | — |
@@ -67,6 +75,16 @@
 //! | a stop because a dependency terminated | terminates `DependencyStopped` | `StopTimeout` |
 //! | a restart by the host ([`ServiceHandle::restart`]) | starts again at once: a restart, not a failure, backoff untouched | starts again, after a `Timeout` failure |
 //! | shutdown | terminates `Cancelled` | `ShutdownTimeout` |
+//!
+//! Both error rows count an [`Error`](FailureKind::Error) failure and set
+//! `last_error`, and are failures for good (a critical service's
+//! `DoNotRestart` is a [`ShutdownCause::CriticalFailed`]; a
+//! `TerminateTree` is the tree's termination, critical or not); the outermost
+//! of the two in a chain decides. Under
+//! [`SupervisorConfig::ignore_terminate_tree`] a `TerminateTree` is a
+//! `DoNotRestart`. A restart asked for by the host does not restart a run
+//! that ends with either; a stop or the shutdown asked for first decides (the
+//! failure still recorded).
 //!
 //! A stop reaches a service wherever it is (running, backing off, waiting
 //! for its dependencies) and is final: nothing starts it again. A drop at
@@ -164,6 +182,7 @@ mod config;
 mod context;
 mod drain;
 mod error;
+mod escalation;
 mod events;
 mod group;
 mod panics;
@@ -182,6 +201,7 @@ pub use config::{
 pub use context::ServiceContext;
 pub use drain::{DrainReport, ServiceStop, ShutdownCause};
 pub use error::{ControlError, ReadyError, ShutdownError, SpawnError};
+pub use escalation::{DoNotRestart, TerminateTree};
 pub use events::{EventKind, LifecycleEvent, LifecycleEvents, RecvError};
 pub use lifecycle::{
     IntensityExceeded, IntensityWindow, RestartIntensity, ServiceLifecycleSnapshot, ServicePhase,

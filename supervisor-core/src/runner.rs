@@ -7,9 +7,11 @@
 //! # Invariants
 //!
 //! 1. User code never unwinds out of the runner: `Service::run` is called, its
-//!    future polled and dropped, and its error converted and formatted, each
-//!    under `catch_unwind`; a panic in any of them is a failed run of kind
-//!    [`FailureKind::Panic`].
+//!    future polled and dropped, and its error converted, formatted and
+//!    searched for a [`DoNotRestart`](crate::DoNotRestart) or
+//!    [`TerminateTree`](crate::TerminateTree), each under `catch_unwind`; a
+//!    panic in any of them is a failed run of kind [`FailureKind::Panic`],
+//!    never mistaken for either.
 //! 2. A run is dropped before it returns only when the host or the shutdown
 //!    asked it to stop (or restart), or it missed a heartbeat, and its stop
 //!    timeout passed; the supervisor never races a run against its own
@@ -48,6 +50,7 @@ use futures::FutureExt as _;
 use lifecycle::{FailureKind, TerminationReason};
 
 use crate::context::RunContexts;
+use crate::escalation::Escalation;
 use crate::panics::take_message;
 use crate::service::{BoxError, error_chain};
 use crate::shared::Shared;
@@ -116,7 +119,13 @@ impl LazyBackoff {
 /// How one run ended, as far as the service is concerned.
 enum Exit {
     Clean,
-    Failed { kind: FailureKind, message: String },
+    Failed {
+        kind: FailureKind,
+        message: String,
+        /// What the error asked for besides ([`DoNotRestart`](crate::DoNotRestart),
+        /// [`TerminateTree`](crate::TerminateTree)).
+        escalation: Escalation,
+    },
 }
 
 /// How one run ended, as far as the supervisor is concerned.
@@ -242,7 +251,14 @@ impl<S: Service> Runner<S> {
         match (end, self.slot.take_request()) {
             (RunEnd::Returned(exit), Asked::Nothing) => Settled::ByPolicy(exit),
             (RunEnd::Hung { interval, how }, Asked::Nothing) => {
-                Settled::ByPolicy(Failure::hung(interval, *how).into())
+                Settled::ByPolicy(Exit::hung(interval, *how))
+            }
+            // An error that asks not to be restarted wins over a restart
+            // asked for by the host (a stop, asked for or not, is final).
+            (RunEnd::Returned(exit) | RunEnd::Stopped(exit), Asked::Restart)
+                if exit.escalation() != Escalation::None =>
+            {
+                Settled::ByPolicy(exit)
             }
             (end, Asked::Stop(cause)) => {
                 self.stopped(now, end, &cause);
@@ -585,6 +601,9 @@ impl<S: Service> Runner<S> {
 
     /// Whether the policy restarts the service after a run that ended so.
     fn would_restart(&self, exit: &Exit) -> bool {
+        if exit.escalation() != Escalation::None {
+            return false;
+        }
         match (self.slot.spec.policy, exit) {
             (RestartPolicy::Always, _) | (RestartPolicy::OnFailure, Exit::Failed { .. }) => true,
             (RestartPolicy::OnFailure, Exit::Clean) | (RestartPolicy::Never, _) => false,
@@ -605,7 +624,11 @@ impl<S: Service> Runner<S> {
         }
         match exit {
             Exit::Clean => self.after_clean_exit(now).await,
-            Exit::Failed { kind, message } => self.after_failure(kind, message, now).await,
+            Exit::Failed {
+                kind,
+                message,
+                escalation,
+            } => self.after_failure(kind, message, escalation, now).await,
         }
     }
 
@@ -626,7 +649,13 @@ impl<S: Service> Runner<S> {
         }
     }
 
-    async fn after_failure(&mut self, kind: FailureKind, message: String, now: Duration) -> Next {
+    async fn after_failure(
+        &mut self,
+        kind: FailureKind,
+        message: String,
+        escalation: Escalation,
+        now: Duration,
+    ) -> Next {
         tracing::warn!(kind = %kind, error = %message, "service failed");
         // Recorded with the transition that follows, under the same lock, so
         // a snapshot never holds a failure its next event reports again.
@@ -634,6 +663,11 @@ impl<S: Service> Runner<S> {
             kind,
             message: message.clone(),
         });
+        if let Some(reason) = self.given_up(escalation, message.clone()) {
+            tracing::warn!(reason = %reason.kind(), "service not restarted: its error asked so");
+            self.terminate(now, reason, failure);
+            return Next::Stop;
+        }
         let backoff = match self.backoff.state() {
             Ok(backoff) => backoff,
             // Validated at spawn: unreachable, but never a panic.
@@ -702,6 +736,20 @@ impl<S: Service> Runner<S> {
                 }
                 self.back_off(delay, now, failure).await
             }
+        }
+    }
+
+    /// The termination an error's escalation asks for, if it asks for one: a
+    /// [`TerminateTree`](crate::TerminateTree) the host chose to ignore is a
+    /// do-not-restart.
+    fn given_up(&self, escalation: Escalation, message: String) -> Option<TerminationReason> {
+        match escalation {
+            Escalation::None => None,
+            Escalation::DoNotRestart => Some(TerminationReason::DoNotRestart(message)),
+            Escalation::TerminateTree if self.shared.config.ignore_terminate_tree => {
+                Some(TerminationReason::DoNotRestart(message))
+            }
+            Escalation::TerminateTree => Some(TerminationReason::TerminateTree(message)),
         }
     }
 
@@ -898,18 +946,36 @@ impl Failure {
     }
 }
 
-impl From<Failure> for Exit {
-    fn from(Failure { kind, message }: Failure) -> Self {
-        Exit::Failed { kind, message }
-    }
-}
-
 impl Exit {
     /// The failure to record for this exit, if it failed.
     fn into_failure(self) -> Option<Failure> {
         match self {
             Exit::Clean => None,
-            Exit::Failed { kind, message } => Some(Failure { kind, message }),
+            Exit::Failed { kind, message, .. } => Some(Failure { kind, message }),
+        }
+    }
+
+    /// What the run's error asked for besides failing.
+    fn escalation(&self) -> Escalation {
+        match self {
+            Exit::Clean => Escalation::None,
+            Exit::Failed { escalation, .. } => *escalation,
+        }
+    }
+
+    /// The exit of a run that missed a heartbeat of `interval`, then stopped
+    /// as `how` says: a [`Hung`](FailureKind::Hung) failure, which keeps what
+    /// the run's own error asked for, if it returned one.
+    fn hung(interval: Duration, how: RunEnd) -> Self {
+        let escalation = match &how {
+            RunEnd::Stopped(exit) => exit.escalation(),
+            _ => Escalation::None,
+        };
+        let Failure { kind, message } = Failure::hung(interval, how);
+        Exit::Failed {
+            kind,
+            message,
+            escalation,
         }
     }
 
@@ -920,14 +986,17 @@ impl Exit {
             Ok(Err(error)) => {
                 // Invariant 1: the conversion, `Display`, `source` and drop of
                 // the error are user code.
+                // So is finding what it asks for (`source`), under the same
+                // protection: a panic there is a panic, never an escalation.
                 let described = panic::catch_unwind(AssertUnwindSafe(move || {
                     let error: BoxError = error.into();
-                    error_chain(&*error)
+                    (error_chain(&*error), Escalation::of(&*error))
                 }));
                 match described {
-                    Ok(message) => Exit::Failed {
+                    Ok((message, escalation)) => Exit::Failed {
                         kind: FailureKind::Error,
                         message,
+                        escalation,
                     },
                     Err(payload) => Exit::panicked(payload),
                 }
@@ -940,6 +1009,7 @@ impl Exit {
         Exit::Failed {
             kind: FailureKind::Panic,
             message: take_message(payload),
+            escalation: Escalation::None,
         }
     }
 }

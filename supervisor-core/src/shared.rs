@@ -13,8 +13,10 @@
 //! 3. Whatever follows a termination ([`Shared::after_termination`]) runs
 //!    once per spawn, outside every lock: stopping the dependants, releasing
 //!    the dependencies (which, during a drain, asks a dependency with no live
-//!    dependant left to stop), the critical service's shutdown, the drain's
-//!    log, and forgetting a removed or temporary service.
+//!    dependant left to stop), the shutdown a
+//!    [`TerminateTree`](crate::TerminateTree) error or a critical service
+//!    asks for, the drain's log, and forgetting a removed or temporary
+//!    service.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -344,11 +346,32 @@ impl Shared {
             return;
         };
         let draining = self.is_draining();
+        // Read once, and only for what needs it: a failure for good (a tree
+        // termination is one) or a critical service.
+        let reason = if ended.failed || slot.spec.critical {
+            slot.termination_reason()
+        } else {
+            None
+        };
+        // A tree termination shuts down first, so that the dependants stop
+        // for the shutdown (`Cancelled`), and so that it is the cause even
+        // for a critical service.
+        let tree = match &reason {
+            Some(TerminationReason::TerminateTree(error)) if !self.cancel.is_cancelled() => {
+                tracing::error!(service = %slot.name, %error, "service asked to terminate the supervisor: shutting down");
+                self.shutdown(ShutdownCause::TreeTerminated {
+                    service: slot.name.to_string(),
+                    error: error.clone(),
+                });
+                true
+            }
+            _ => false,
+        };
         // A drain in reverse start order stops every service itself, in turn.
         let in_order = self.stops_in_start_order();
         if ended.has_dependants && !in_order {
             for dependant in slot.live_dependants() {
-                let cause = if draining {
+                let cause = if draining || tree {
                     StopCause::Shutdown
                 } else {
                     StopCause::Dependency {
@@ -365,9 +388,7 @@ impl Shared {
             }
         }
         if slot.spec.critical && !self.cancel.is_cancelled() {
-            let reason = slot
-                .termination_reason()
-                .unwrap_or(TerminationReason::Cancelled);
+            let reason = reason.unwrap_or(TerminationReason::Cancelled);
             if reason == TerminationReason::Completed {
                 self.shutdown(ShutdownCause::CriticalCompleted {
                     service: slot.name.to_string(),

@@ -287,6 +287,8 @@ pub(crate) fn fails_for_good(reason: &TerminationReason) -> bool {
         TerminationReason::Unrecoverable(_)
             | TerminationReason::CircuitBreakerOpen { .. }
             | TerminationReason::Panicked(_)
+            | TerminationReason::DoNotRestart(_)
+            | TerminationReason::TerminateTree(_)
     )
 }
 

@@ -672,6 +672,9 @@ impl Supervisor {
     /// - [`ShutdownError::IntensityExceeded`], after the whole drain, if the
     ///   [restart intensity](SupervisorConfig::with_restart_intensity) was
     ///   exceeded: exit non-zero.
+    /// - [`ShutdownError::TreeTerminated`], after the whole drain, if a
+    ///   service's run failed with a [`TerminateTree`](crate::TerminateTree)
+    ///   error (and the config honours it): exit non-zero.
     pub async fn run_until_shutdown(&self) -> Result<DrainReport, ShutdownError> {
         if self.shared.config.install_signal_handler {
             self.wait_for_signal()
@@ -708,6 +711,13 @@ impl Supervisor {
                 period: *period,
                 report,
             }),
+            Some(ShutdownCause::TreeTerminated { service, error }) => {
+                Err(ShutdownError::TreeTerminated {
+                    service: service.clone(),
+                    error: error.clone(),
+                    report,
+                })
+            }
             _ => Ok(report),
         }
     }

@@ -11,7 +11,7 @@
 //!   | route | answers |
 //!   |---|---|
 //!   | `GET /` | the status page, compiled into the crate |
-//!   | `GET /livez` | `200`, or `503` once a critical service failed for good, the restart intensity was exceeded, or the shutdown has finished |
+//!   | `GET /livez` | `200`, or `503` once a critical service failed for good, the restart intensity was exceeded, a service's [`TerminateTree`](supervisor_core::TerminateTree) error shut the supervisor down, or the shutdown has finished |
 //!   | `GET /readyz` | `200` when every service is ready (or every critical one: [`ReadyWhen`]), `503` with those that are not, and from the moment shutdown begins |
 //!   | `GET /status` | every service's snapshot, settings and dependencies, as JSON |
 //!   | `GET /events` | the lifecycle events, as Server-Sent Events |

@@ -46,7 +46,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// | route | answers |
 /// |---|---|
 /// | `GET /` | the status page (`text/html; charset=utf-8`), compiled into the crate |
-/// | `GET /livez` | `200 {"live":true}`; `503` once a critical service failed for good, the restart intensity was exceeded, or the shutdown has finished, with `reason` (`critical_failed`, `intensity_exceeded`, `drained`), `cause` and `message` |
+/// | `GET /livez` | `200 {"live":true}`; `503` once a critical service failed for good, the restart intensity was exceeded or a service's [`TerminateTree`](supervisor_core::TerminateTree) error shut the supervisor down (at once, not only once drained: the process is on its way to exit non-zero), or the shutdown has finished, with `reason` (`critical_failed`, `intensity_exceeded`, `tree_terminated`, `drained`), `cause` and `message` |
 /// | `GET /readyz` | `200` when the services the [`ReadyWhen`] names are ready (by default every service: [`Supervisor::readiness`]), `503` otherwise and from the moment shutdown begins; the body is the supervisor's [`Readiness`] as JSON, its `ready` as the `ReadyWhen` decides |
 /// | `GET /status` | every service's [`ServiceStatus`] (its snapshot, settings and dependencies), the readiness, the shutdown cause, whether it drained, the built-in counters and the supervisor's clock, as JSON |
 /// | `GET /events` | the lifecycle events as Server-Sent Events (below) |
@@ -390,6 +390,7 @@ async fn livez(State(shared): State<Arc<Shared>>) -> Response {
     let (reason, cause) = match supervisor.shutdown_cause() {
         Some(cause @ ShutdownCause::CriticalFailed { .. }) => ("critical_failed", cause),
         Some(cause @ ShutdownCause::IntensityExceeded { .. }) => ("intensity_exceeded", cause),
+        Some(cause @ ShutdownCause::TreeTerminated { .. }) => ("tree_terminated", cause),
         Some(cause) if supervisor.is_drained() => ("drained", cause),
         _ => {
             let live = Liveness {

@@ -32,7 +32,10 @@
 //!   failed for good ([`Supervisor::shutdown_cause`] is
 //!   [`CriticalFailed`](supervisor_core::ShutdownCause::CriticalFailed)), or
 //!   the restart intensity was exceeded
-//!   ([`IntensityExceeded`](supervisor_core::ShutdownCause::IntensityExceeded)):
+//!   ([`IntensityExceeded`](supervisor_core::ShutdownCause::IntensityExceeded)),
+//!   or a service's [`TerminateTree`](supervisor_core::TerminateTree) error
+//!   shut the supervisor down
+//!   ([`TreeTerminated`](supervisor_core::ShutdownCause::TreeTerminated)):
 //!   the process is draining to exit non-zero, and the service manager must
 //!   not be told it is healthy (if that drain outlasts `WatchdogSec=`,
 //!   systemd aborts it, and restarts the process all the same);
@@ -55,8 +58,9 @@
 //! 2. `STOPPING=1` is sent once, when shutdown begins, and nothing but
 //!    `STATUS=` and `WATCHDOG=1` follows it.
 //! 3. No `WATCHDOG=1` is sent once the shutdown cause is
-//!    [`CriticalFailed`](supervisor_core::ShutdownCause::CriticalFailed) or
-//!    [`IntensityExceeded`](supervisor_core::ShutdownCause::IntensityExceeded).
+//!    [`CriticalFailed`](supervisor_core::ShutdownCause::CriticalFailed),
+//!    [`IntensityExceeded`](supervisor_core::ShutdownCause::IntensityExceeded)
+//!    or [`TreeTerminated`](supervisor_core::ShutdownCause::TreeTerminated).
 //! 4. Every `STATUS=` value is one line of at most [`MAX_STATUS_LEN`]
 //!    bytes: control characters (a newline in a service's name or error
 //!    message) become spaces, so no text of a service can forge another
@@ -620,12 +624,18 @@ mod unix {
         }
     }
 
-    /// Whether the watchdog may be fed: no critical service failed for good.
-    /// A wedged runtime needs no check: it does not poll the keep-alive.
-    fn healthy(supervisor: &Supervisor) -> bool {
+    /// Whether the watchdog may be fed: no critical service failed for good,
+    /// and no service's error terminated the supervisor (either way the
+    /// process drains to exit non-zero). A wedged runtime needs no check: it
+    /// does not poll the keep-alive.
+    pub(super) fn healthy(supervisor: &Supervisor) -> bool {
         !matches!(
             supervisor.shutdown_cause(),
-            Some(ShutdownCause::CriticalFailed { .. } | ShutdownCause::IntensityExceeded { .. })
+            Some(
+                ShutdownCause::CriticalFailed { .. }
+                    | ShutdownCause::IntensityExceeded { .. }
+                    | ShutdownCause::TreeTerminated { .. }
+            )
         )
     }
 
@@ -731,7 +741,7 @@ mod tests {
     };
 
     use super::MAX_STATUS_LEN;
-    use super::unix::{one_line, summary};
+    use super::unix::{healthy, one_line, summary};
 
     fn idle(name: &'static str) -> impl supervisor_core::Service {
         service_fn(name, |ctx: ServiceContext| async move {
@@ -751,6 +761,38 @@ mod tests {
             assert!(cut.len() >= MAX_STATUS_LEN - 4, "{}", cut.len());
             assert!(cut.ends_with('…'));
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_is_withheld_once_a_service_terminates_the_tree() {
+        let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+        let migrate = service_fn("migrate", |_ctx: ServiceContext| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Err::<(), _>(supervisor_core::TerminateTree::new("schema mismatch"))
+        });
+        supervisor.spawn_service(idle("cache")).unwrap();
+        supervisor.spawn_service(migrate).unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(healthy(&supervisor));
+
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // At once, not only once drained: the process will exit non-zero.
+        assert!(!healthy(&supervisor));
+        supervisor.wait_for_drain().await;
+        assert!(!healthy(&supervisor));
+        assert_eq!(
+            summary(&supervisor),
+            "drained (service `migrate` asked to terminate the supervisor: schema mismatch)"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ordinary_shutdown_keeps_the_watchdog_fed() {
+        let supervisor = Supervisor::new(SupervisorConfig::default().without_signal_handler());
+        supervisor.spawn_service(idle("cache")).unwrap();
+        supervisor.trigger_shutdown();
+        supervisor.wait_for_drain().await;
+        assert!(healthy(&supervisor));
     }
 
     #[tokio::test(start_paused = true)]

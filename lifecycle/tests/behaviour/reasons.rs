@@ -21,6 +21,8 @@ fn every_reason() -> Vec<TerminationReason> {
         TerminationReason::ShutdownTimeout {
             timeout: Duration::from_millis(1_500),
         },
+        TerminationReason::DoNotRestart("bad credentials".to_owned()),
+        TerminationReason::TerminateTree("schema mismatch".to_owned()),
     ]
 }
 
@@ -36,6 +38,8 @@ fn display_is_an_exact_human_sentence() {
             "circuit breaker open after 6 failures (max retries 5)",
             "panicked: index out of bounds",
             "aborted after the shutdown timeout of 1.5s",
+            "gave up, asked not to be restarted: bad credentials",
+            "asked to terminate the supervisor: schema mismatch",
         ]
     );
     for sentence in &sentences {
@@ -57,7 +61,9 @@ fn kinds_are_exact_and_unique() {
             "unrecoverable",
             "circuit_breaker_open",
             "panicked",
-            "shutdown_timeout"
+            "shutdown_timeout",
+            "do_not_restart",
+            "terminate_tree",
         ]
     );
     for reason in every_reason() {
@@ -73,7 +79,7 @@ fn only_completed_and_cancelled_are_not_failures() {
         .iter()
         .map(TerminationReason::is_failure)
         .collect();
-    assert_eq!(failures, [false, false, true, true, true, true]);
+    assert_eq!(failures, [false, false, true, true, true, true, true, true]);
 }
 
 #[test]

@@ -43,6 +43,14 @@ fn reasons_have_a_snake_case_external_tag() {
             },
             json!({ "shutdown_timeout": { "timeout": { "secs": 1, "nanos": 500_000_000 } } }),
         ),
+        (
+            TerminationReason::DoNotRestart("bad credentials".to_owned()),
+            json!({ "do_not_restart": "bad credentials" }),
+        ),
+        (
+            TerminationReason::TerminateTree("schema mismatch".to_owned()),
+            json!({ "terminate_tree": "schema mismatch" }),
+        ),
     ];
     for (reason, expected) in cases {
         assert_eq!(serde_json::to_value(&reason).unwrap(), expected);

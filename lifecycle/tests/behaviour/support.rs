@@ -311,6 +311,8 @@ pub(crate) fn expected_kind(reason: &TerminationReason) -> &'static str {
         TerminationReason::Stopped => "stopped",
         TerminationReason::StopTimeout { .. } => "stop_timeout",
         TerminationReason::DependencyStopped { .. } => "dependency_stopped",
+        TerminationReason::DoNotRestart(_) => "do_not_restart",
+        TerminationReason::TerminateTree(_) => "terminate_tree",
         _ => unreachable!("a reason added to the crate must be added to the tests"),
     }
 }
@@ -343,6 +345,8 @@ pub(crate) fn reason() -> impl Strategy<Value = TerminationReason> {
         Just(TerminationReason::Stopped),
         time().prop_map(|timeout| TerminationReason::StopTimeout { timeout }),
         any::<String>().prop_map(|dependency| TerminationReason::DependencyStopped { dependency }),
+        any::<String>().prop_map(TerminationReason::DoNotRestart),
+        any::<String>().prop_map(TerminationReason::TerminateTree),
     ]
 }
 

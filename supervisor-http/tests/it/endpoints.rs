@@ -28,6 +28,34 @@ fn json_of(response: &HttpResponse) -> Value {
         .unwrap_or_else(|error| panic!("not JSON ({error}): {}", response.body))
 }
 
+/// A service whose first run fails with `error()` once the sender is used
+/// (or dropped); later runs fail at once.
+fn fails_when_told(
+    name: &'static str,
+    error: impl Fn() -> anyhow::Error + Send + Sync + 'static,
+) -> (
+    oneshot::Sender<()>,
+    supervisor_core::ServiceFn<impl Fn(ServiceContext) -> BoxFuture + Send + Sync + 'static>,
+) {
+    let (fail, failing) = oneshot::channel::<()>();
+    let failing = std::sync::Mutex::new(Some(failing));
+    let error = std::sync::Arc::new(error);
+    let service = service_fn(name, move |_ctx: ServiceContext| -> BoxFuture {
+        let failing = failing.lock().unwrap().take();
+        let error = std::sync::Arc::clone(&error);
+        Box::pin(async move {
+            if let Some(failing) = failing {
+                let _ = failing.await;
+            }
+            Err(error())
+        })
+    });
+    (fail, service)
+}
+
+/// The future of one run of [`fails_when_told`]'s service.
+type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_answers_with_its_status_type_and_body() {
     let supervisor = supervisor();
@@ -170,18 +198,8 @@ async fn readyz_turns_503_the_moment_shutdown_begins_and_livez_once_drained() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn livez_turns_503_once_a_critical_service_fails_for_good() {
     let supervisor = supervisor();
-    let (fail, failing) = oneshot::channel::<()>();
-    let failing = std::sync::Mutex::new(Some(failing));
-    let ledger = service_fn("ledger", move |_ctx: ServiceContext| {
-        let failing = failing.lock().unwrap().take();
-        async move {
-            if let Some(failing) = failing {
-                let _ = failing.await;
-            }
-            anyhow::bail!("disk full")
-        }
-    })
-    .with_restart_policy(RestartPolicy::Never);
+    let (fail, ledger) = fails_when_told("ledger", || anyhow::anyhow!("disk full"));
+    let ledger = ledger.with_restart_policy(RestartPolicy::Never);
     supervisor
         .spawn_service_with_options(ledger, SpawnOptions::default().critical())
         .unwrap();
@@ -205,6 +223,38 @@ async fn livez_turns_503_once_a_critical_service_fails_for_good() {
     let readyz = get(&served, "/readyz").await;
     assert_eq!(readyz.status, 503);
     assert_eq!(json_of(&readyz)["failed"], json!(["ledger"]));
+
+    let _ = stop.send(());
+    served.stopped().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn livez_turns_503_once_a_service_terminates_the_tree() {
+    let supervisor = supervisor();
+    let (fail, migrate) = fails_when_told("migrate", || {
+        anyhow::Error::new(supervisor_core::TerminateTree::new("schema mismatch"))
+    });
+    supervisor.spawn_service(migrate).unwrap();
+    let (served, stop) = Served::until_told(SupervisorRoutes::new(supervisor.clone())).await;
+    ready(&supervisor).await;
+    assert_eq!(get(&served, "/livez").await.status, 200);
+
+    let _ = fail.send(());
+    drain(&supervisor).await;
+    let livez = get(&served, "/livez").await;
+    assert_eq!(livez.status, 503, "{livez:?}");
+    let livez = json_of(&livez);
+    assert_eq!(livez["live"], json!(false));
+    assert_eq!(livez["reason"], json!("tree_terminated"));
+    assert_eq!(livez["cause"]["kind"], json!("tree_terminated"));
+    assert_eq!(livez["cause"]["service"], json!("migrate"));
+    assert_eq!(livez["cause"]["error"], json!("schema mismatch"));
+    assert_eq!(
+        livez["message"],
+        json!("service `migrate` asked to terminate the supervisor: schema mismatch")
+    );
+    let status = json_of(&get(&served, "/status").await);
+    assert_eq!(status["shutdown_cause"]["kind"], json!("tree_terminated"));
 
     let _ = stop.send(());
     served.stopped().await;

@@ -12,6 +12,7 @@ mod demo;
 #[cfg(unix)]
 mod demo_process;
 mod drain_race;
+mod error_values;
 mod events;
 mod holes;
 #[cfg(unix)]
