@@ -757,6 +757,19 @@ async fn multiple_restarts() {
     drain_clean(&sup).await;
 }
 
+/// `c1` fails after 1 s; `c2`'s second run fails at once (OTP's child that
+/// fails to start); then 2 s pass.
+async fn c1_fails_then_c2_fails_to_start(sup: &Supervisor, log: &Log) {
+    sup.spawn_service_with_options(child("c1", log, &[Run::FailAfter(SEC)]), permanent())
+        .unwrap();
+    sup.spawn_service_with_options(
+        child("c2", log, &[Run::Idle, Run::FailAfter(Duration::ZERO)]),
+        permanent(),
+    )
+    .unwrap();
+    tokio::time::sleep(2 * SEC).await;
+}
+
 /// `one_for_all_other_child_fails_restart`: during a `OneForAll` restart
 /// set off by `c1`, `c2`'s new run fails at once; `c1`'s new run is then
 /// stopped (not failed) and the whole group restarts again, one more
@@ -765,14 +778,7 @@ async fn multiple_restarts() {
 async fn one_for_all_other_child_fails_restart() {
     let sup = Supervisor::new(intense(Strategy::OneForAll, 3, 3600 * SEC));
     let log = Log::default();
-    sup.spawn_service_with_options(child("c1", &log, &[Run::FailAfter(SEC)]), permanent())
-        .unwrap();
-    sup.spawn_service_with_options(
-        child("c2", &log, &[Run::Idle, Run::FailAfter(Duration::ZERO)]),
-        permanent(),
-    )
-    .unwrap();
-    tokio::time::sleep(2 * SEC).await;
+    c1_fails_then_c2_fails_to_start(&sup, &log).await;
     assert_eq!(
         log.events_from(2),
         strings(&[
@@ -804,14 +810,7 @@ async fn one_for_all_other_child_fails_restart() {
 async fn rest_for_one_other_child_fails_restart() {
     let sup = Supervisor::new(intense(Strategy::RestForOne, 3, 3600 * SEC));
     let log = Log::default();
-    sup.spawn_service_with_options(child("c1", &log, &[Run::FailAfter(SEC)]), permanent())
-        .unwrap();
-    sup.spawn_service_with_options(
-        child("c2", &log, &[Run::Idle, Run::FailAfter(Duration::ZERO)]),
-        permanent(),
-    )
-    .unwrap();
-    tokio::time::sleep(2 * SEC).await;
+    c1_fails_then_c2_fails_to_start(&sup, &log).await;
     assert_eq!(
         log.events_from(2),
         strings(&[
