@@ -171,6 +171,7 @@ mod shared;
 mod slot;
 mod supervisor;
 mod telemetry;
+mod tree;
 
 pub use backoff::{BackoffConfig, InvalidBackoff, Jitter};
 pub use config::{
@@ -179,7 +180,7 @@ pub use config::{
 };
 pub use context::ServiceContext;
 pub use drain::{DrainReport, ServiceStop, ShutdownCause};
-pub use error::{ControlError, ReadyError, ShutdownError, SpawnError};
+pub use error::{ControlError, NestedError, ReadyError, ShutdownError, SpawnError};
 pub use events::{EventKind, LifecycleEvent, LifecycleEvents, RecvError};
 pub use lifecycle::{
     IntensityExceeded, IntensityWindow, RestartIntensity, ServiceLifecycleSnapshot, ServicePhase,
@@ -190,6 +191,7 @@ pub use supervisor::{Readiness, ServiceHandle, ServiceStatus, Supervisor};
 pub use supervisor_metrics::{
     FailureCounts, FailureKind, MetricsSink, MetricsSnapshot, NoopSink, SupervisorMetrics,
 };
+pub use tree::SupervisorSpec;
 
 // The README's example is a doctest too, so that it stays true to the API.
 #[cfg(doctest)]

@@ -214,6 +214,15 @@ impl Supervisor {
         Ok(self.handle(slot))
     }
 
+    /// The supervisor over `shared` (a nested one's, for its factory).
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     fn handle(&self, slot: Arc<ServiceSlot>) -> ServiceHandle {
         ServiceHandle {
             slot,
@@ -353,7 +362,24 @@ impl Supervisor {
             .map(|slot| slot.snapshot(now))
             .collect();
         snapshots.sort_unstable_by(|a, b| a.service_name.cmp(&b.service_name));
-        snapshots
+        let nested = self.shared.nested_children();
+        if nested.is_empty() {
+            return snapshots;
+        }
+        let mut tree = Vec::with_capacity(snapshots.len());
+        for snapshot in snapshots {
+            let child = nested.get(snapshot.service_name.as_str()).cloned();
+            tree.push(snapshot);
+            if let Some(child) = child {
+                tree.extend(
+                    Supervisor::from_shared(child)
+                        .status_in_start_order()
+                        .into_iter()
+                        .map(|status| status.snapshot),
+                );
+            }
+        }
+        tree
     }
 
     /// Every registered service's snapshot with its settings (policy, stop
@@ -385,27 +411,62 @@ impl Supervisor {
     /// ```
     #[must_use]
     pub fn status(&self) -> Vec<ServiceStatus> {
+        let mut status: Vec<(u64, ServiceStatus)> = self.own_status();
+        status.sort_unstable_by(|a, b| a.1.snapshot.service_name.cmp(&b.1.snapshot.service_name));
+        self.with_nested(status)
+    }
+
+    /// This supervisor's own services with their start order.
+    fn own_status(&self) -> Vec<(u64, ServiceStatus)> {
         let now = self.shared.telemetry.now();
-        let mut status: Vec<ServiceStatus> = self
-            .shared
+        let supervisor = self.shared.path.as_deref().map(str::to_owned);
+        self.shared
             .lock_registry()
             .values()
-            .map(|slot| ServiceStatus {
-                snapshot: slot.snapshot(now),
-                policy: slot.spec.policy,
-                stop_timeout: slot.spec.stop_timeout,
-                dependencies: slot
-                    .dependencies()
-                    .iter()
-                    .map(|dependency| dependency.name.to_string())
-                    .collect(),
-                signals_readiness: slot.spec.signals_readiness,
-                temporary: slot.spec.temporary,
-                critical: slot.spec.critical,
+            .map(|slot| {
+                let status = ServiceStatus {
+                    snapshot: slot.snapshot(now),
+                    policy: slot.spec.policy,
+                    stop_timeout: slot.spec.stop_timeout,
+                    dependencies: slot
+                        .dependencies()
+                        .iter()
+                        .map(|dependency| dependency.name.to_string())
+                        .collect(),
+                    signals_readiness: slot.spec.signals_readiness,
+                    temporary: slot.spec.temporary,
+                    critical: slot.spec.critical,
+                    supervisor: supervisor.clone(),
+                };
+                (slot.spec.order, status)
             })
-            .collect();
-        status.sort_unstable_by(|a, b| a.snapshot.service_name.cmp(&b.snapshot.service_name));
-        status
+            .collect()
+    }
+
+    /// A nested supervisor's status: its services in start order, each
+    /// node's followed by its own.
+    fn status_in_start_order(&self) -> Vec<ServiceStatus> {
+        let mut status = self.own_status();
+        status.sort_unstable_by_key(|(order, _)| *order);
+        self.with_nested(status)
+    }
+
+    /// `status` with the services of each running nested supervisor after
+    /// its node.
+    fn with_nested(&self, status: Vec<(u64, ServiceStatus)>) -> Vec<ServiceStatus> {
+        let nested = self.shared.nested_children();
+        if nested.is_empty() {
+            return status.into_iter().map(|(_, status)| status).collect();
+        }
+        let mut tree = Vec::with_capacity(status.len());
+        for (_, row) in status {
+            let child = nested.get(row.snapshot.service_name.as_str()).cloned();
+            tree.push(row);
+            if let Some(child) = child {
+                tree.extend(Supervisor::from_shared(child).status_in_start_order());
+            }
+        }
+        tree
     }
 
     /// The time since this supervisor was created: the clock of every
@@ -519,7 +580,7 @@ impl Supervisor {
     /// ```
     #[must_use]
     pub fn service_lifecycle(&self, name: &str) -> Option<ServiceLifecycleSnapshot> {
-        let slot = self.shared.lock_registry().get(name).cloned()?;
+        let (_, slot) = self.shared.resolve(name)?;
         Some(slot.snapshot(self.shared.telemetry.now()))
     }
 
@@ -821,7 +882,8 @@ impl Supervisor {
     /// ```
     #[must_use]
     pub fn service(&self, name: &str) -> Option<ServiceHandle> {
-        self.shared.slot(name).map(|slot| self.handle(slot))
+        let (shared, slot) = self.shared.resolve(name)?;
+        Some(ServiceHandle { slot, shared })
     }
 
     /// Stops the service registered under `name`: see [`ServiceHandle::stop`].
@@ -1168,6 +1230,13 @@ pub struct ServiceStatus {
     pub temporary: bool,
     /// Whether its failure shuts the supervisor down.
     pub critical: bool,
+    /// The path of the nested supervisor's node this service belongs to
+    /// ([`SupervisorSpec`](crate::SupervisorSpec)): `Some("db")` for
+    /// `db/pool`, `None` for the services of the supervisor asked. With the
+    /// `serde` feature, left out of the output when `None`, so a flat
+    /// supervisor's status serializes as before.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub supervisor: Option<String>,
 }
 
 /// The readiness summary of a supervisor, from [`Supervisor::readiness`].
