@@ -25,4 +25,5 @@ mod smoke;
 mod soak;
 mod strategy;
 mod support;
+mod tree;
 mod watchdog;
