@@ -39,6 +39,10 @@
 //! - [`Strategy`] and [`RestartIntensity`] (from `supervisor-lifecycle`, with
 //!   [`IntensityWindow`] that counts it) are OTP's supervisor flags: what
 //!   restarts together, and how many restarts are too many.
+//! - [`SupervisorSpec`] nests a supervisor in another
+//!   ([`Supervisor::spawn_supervisor`]): a supervision tree, where a child
+//!   supervisor that gives up escalates to its parent as a
+//!   [`NestedError`].
 //! - [`BackoffConfig`] (from the `supervisor-backoff` crate) sets the restart
 //!   delays and the circuit breaker; [`ServiceLifecycleSnapshot`] (from
 //!   `supervisor-lifecycle`) is what you read back.
@@ -110,6 +114,23 @@
 //! [`ShutdownCause::IntensityExceeded`], and
 //! [`Supervisor::run_until_shutdown`] returns
 //! [`ShutdownError::IntensityExceeded`]. There is no limit by default.
+//!
+//! # Supervision trees
+//!
+//! A [`SupervisorSpec`] runs a supervisor as a service of another: each run
+//! of its node builds a fresh child supervisor (its own strategy, restart
+//! intensity and shutdown timeout) and spawns its children on it; the node
+//! is ready once they are, and stops by draining them. Nested services are
+//! named by their path from the root (`db/pool`) in snapshots, events,
+//! status and metric labels, and the root controls them by path
+//! ([`Supervisor::service`]); the whole tree shares one set of counters,
+//! sinks and one event stream. When a child's intensity trips, its node's
+//! run fails with [`NestedError::Escalated`], and the parent handles it like
+//! any failure: OTP's escalation, bounded at each level by that level's
+//! intensity, up to the root's, whose trip makes
+//! [`Supervisor::run_until_shutdown`] return
+//! [`ShutdownError::IntensityExceeded`]. We depart from OTP on purpose in
+//! one more way: a node restarted by its policy waits for its backoff first.
 //!
 //! # Examples
 //!

@@ -198,6 +198,8 @@ impl Supervisor {
     /// - [`SpawnError::InvalidBackoff`] if the service's backoff is invalid,
     ///   and [`SpawnError::InvalidHeartbeat`] if its heartbeat interval is
     ///   zero;
+    /// - [`SpawnError::InvalidName`] if the name contains a `/` (the
+    ///   separator of nested paths);
     /// - [`SpawnError::DuplicateName`] if a live service has the same name (the
     ///   name of a terminated service can be reused: the new spawn replaces
     ///   its entry);
@@ -329,6 +331,10 @@ impl Supervisor {
     /// A snapshot of every registered service, sorted by name. Each service is
     /// read under its own short lock; running services are never paused.
     ///
+    /// The services of a running nested supervisor
+    /// ([`SupervisorSpec`](crate::SupervisorSpec)) follow their node, named
+    /// by their path (`db/pool`), in their supervisor's start order.
+    ///
     /// # Examples
     ///
     /// ```
@@ -386,6 +392,12 @@ impl Supervisor {
     /// timeout, dependencies, readiness, temporary, critical), sorted by
     /// name: what a status endpoint shows. Each service is read under its
     /// own short lock.
+    ///
+    /// The services of a running nested supervisor
+    /// ([`SupervisorSpec`](crate::SupervisorSpec)) follow their node, named
+    /// by their path, in their supervisor's start order, with
+    /// [`ServiceStatus::supervisor`] set to the node's path: enough to
+    /// rebuild the tree. A node between two runs shows no services.
     ///
     /// # Examples
     ///
@@ -555,7 +567,9 @@ impl Supervisor {
                 .is_none_or(|report| report.borrow().is_some())
     }
 
-    /// A snapshot of one service, if one is registered under `name`.
+    /// A snapshot of one service, if one is registered under `name`: a name
+    /// of this supervisor's, or the path of a service of a running nested
+    /// supervisor (`db/pool`; see [`service`](Self::service)).
     ///
     /// # Examples
     ///
@@ -862,6 +876,13 @@ impl Supervisor {
     }
 
     /// A handle to the service registered under `name`, if there is one.
+    ///
+    /// `name` is relative to this supervisor: a bare name is one of its own
+    /// services; `db/pool` is the service `pool` of the running child
+    /// supervisor of its node `db` ([`SupervisorSpec`](crate::SupervisorSpec)),
+    /// resolved now: the handle controls that spawn of `pool` (a restart of
+    /// `db` spawns a new one). The `*_service` calls below resolve paths the
+    /// same way.
     ///
     /// # Examples
     ///

@@ -4,8 +4,11 @@
 //! # Invariants
 //!
 //! 1. Each run of a node builds a fresh child supervisor (fresh children,
-//!    fresh restart intensity window) and ends only once that child has
+//!    fresh restart intensity window) and returns only once that child has
 //!    drained: a node's runs never overlap, so neither do its children's.
+//!    (A run dropped at a finite stop timeout, which only a host that chose
+//!    one can cause, shuts its child down without waiting: it drains on its
+//!    own.)
 //! 2. A child supervisor shares its root's counters, sinks, clock origin and
 //!    event bus, and keeps its own readiness; it never installs a signal
 //!    handler. Nothing of this touches a flat supervisor's restart path.
