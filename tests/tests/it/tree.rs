@@ -562,3 +562,53 @@ async fn nested_host_shutdown_is_clean() {
     root.trigger_shutdown();
     assert!(root.wait_for_drain().await.is_clean());
 }
+
+#[tokio::test(start_paused = true)]
+async fn nested_three_levels() {
+    let log = Log::default();
+    let root = Supervisor::new(exact());
+    let leaf_log = log.clone();
+    let db = SupervisorSpec::new("db", exact(), move |db: &Supervisor| {
+        let log = leaf_log.clone();
+        let replica = SupervisorSpec::new("replica", exact(), move |replica: &Supervisor| {
+            replica.spawn_service(idle("pool", &log))?;
+            Ok(())
+        });
+        db.spawn_supervisor(replica)?;
+        Ok(())
+    });
+    root.spawn_supervisor(db).unwrap();
+    root.wait_ready().await.unwrap();
+
+    assert_eq!(log.lines(), ["start db/replica/pool"]);
+    let pool = root.service("db/replica/pool").unwrap();
+    assert_eq!(pool.name(), "db/replica/pool");
+    let rows: Vec<(String, Option<String>)> = root
+        .status()
+        .into_iter()
+        .map(|s| (s.snapshot.service_name, s.supervisor))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("db".to_owned(), None),
+            ("db/replica".to_owned(), Some("db".to_owned())),
+            ("db/replica/pool".to_owned(), Some("db/replica".to_owned())),
+        ]
+    );
+    root.restart_service("db/replica/pool").await.unwrap();
+    assert_eq!(pool.snapshot().start_count, 2);
+
+    root.trigger_shutdown();
+    assert!(root.wait_for_drain().await.is_clean());
+    assert_eq!(
+        log.lines(),
+        [
+            "start db/replica/pool",
+            "stop db/replica/pool",
+            "start db/replica/pool",
+            "stop db/replica/pool",
+        ]
+    );
+    assert_eq!(root.metrics().snapshot().active_services, 0);
+}
