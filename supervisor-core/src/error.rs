@@ -6,7 +6,7 @@ use std::fmt;
 use backoff::InvalidBackoff;
 use lifecycle::TerminationReason;
 
-use crate::DrainReport;
+use crate::{DrainReport, ShutdownCause};
 
 /// Why [`Supervisor::spawn_service`](crate::Supervisor::spawn_service) refused
 /// a service. Nothing was started and nothing was registered.
@@ -73,6 +73,13 @@ pub enum SpawnError {
         /// The service that was refused.
         name: String,
     },
+    /// The name contains a `/`, which separates the segments of a nested
+    /// service's path ([`SupervisorSpec`](crate::SupervisorSpec)): a service
+    /// `pool` of the node `db` is addressed as `db/pool`.
+    InvalidName {
+        /// The name that was refused.
+        name: String,
+    },
     /// A dependency named in [`SpawnOptions::after`](crate::SpawnOptions::after)
     /// is not registered (dependencies are spawned first).
     UnknownDependency {
@@ -124,6 +131,10 @@ impl fmt::Display for SpawnError {
             SpawnError::InvalidHeartbeat { name } => {
                 write!(f, "cannot spawn `{name}`: its heartbeat interval is zero")
             }
+            SpawnError::InvalidName { name } => write!(
+                f,
+                "cannot spawn `{name}`: a name must not contain `/`, the separator of nested paths"
+            ),
             SpawnError::UnknownDependency { name, dependency } => write!(
                 f,
                 "cannot spawn `{name}`: its dependency `{dependency}` is not registered"
@@ -151,6 +162,7 @@ impl StdError for SpawnError {
             | SpawnError::NoTimeDriver { .. }
             | SpawnError::Panicked { .. }
             | SpawnError::InvalidHeartbeat { .. }
+            | SpawnError::InvalidName { .. }
             | SpawnError::UnknownDependency { .. }
             | SpawnError::DependencyTerminated { .. }
             | SpawnError::DependencyCycle { .. } => None,
@@ -377,3 +389,91 @@ impl fmt::Display for ReadyError {
 }
 
 impl StdError for ReadyError {}
+
+/// Why one run of a nested supervisor's node
+/// ([`SupervisorSpec`](crate::SupervisorSpec)) failed: the failure its parent
+/// handles like any child's, by the node's policy, the parent's strategy and
+/// its restart intensity.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use supervisor_core::{NestedError, ShutdownCause};
+///
+/// let error = NestedError::Escalated {
+///     supervisor: "db".into(),
+///     cause: ShutdownCause::IntensityExceeded {
+///         service: "db/pool".into(),
+///         max_restarts: 3,
+///         period: Duration::from_secs(5),
+///     },
+/// };
+/// assert_eq!(
+///     error.to_string(),
+///     "supervisor `db` escalated: restart intensity exceeded: `db/pool` called for a restart beyond 3 in 5s"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum NestedError {
+    /// The child supervisor shut itself down: its restart intensity tripped
+    /// ([`ShutdownCause::IntensityExceeded`]), one of its critical services
+    /// failed for good ([`ShutdownCause::CriticalFailed`]), or one of its
+    /// services asked to terminate the tree
+    /// ([`ShutdownCause::TreeTerminated`]; the node's run then fails with
+    /// this error inside a [`TerminateTree`](crate::TerminateTree), so that
+    /// the parent terminates too, unless its config
+    /// [ignores](crate::SupervisorConfig::ignore_terminate_tree) it). OTP's
+    /// escalation.
+    Escalated {
+        /// The node's path.
+        supervisor: String,
+        /// Why the child supervisor shut down.
+        cause: ShutdownCause,
+    },
+    /// The spec's factory refused to start the children (a spawn it made
+    /// failed, and it returned the error).
+    Start {
+        /// The node's path.
+        supervisor: String,
+        /// The error the factory returned.
+        source: SpawnError,
+    },
+    /// The spec's factory panicked.
+    Panicked {
+        /// The node's path.
+        supervisor: String,
+        /// The panic's message.
+        message: String,
+    },
+}
+
+impl fmt::Display for NestedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NestedError::Escalated { supervisor, cause } => {
+                write!(f, "supervisor `{supervisor}` escalated: {cause}")
+            }
+            NestedError::Start { supervisor, .. } => {
+                write!(f, "supervisor `{supervisor}` could not start its children")
+            }
+            NestedError::Panicked {
+                supervisor,
+                message,
+            } => write!(
+                f,
+                "supervisor `{supervisor}`: starting its children panicked: {message}"
+            ),
+        }
+    }
+}
+
+impl StdError for NestedError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            NestedError::Start { source, .. } => Some(source),
+            NestedError::Escalated { .. } | NestedError::Panicked { .. } => None,
+        }
+    }
+}

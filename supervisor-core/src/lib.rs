@@ -45,6 +45,10 @@
 //!   stop the whole supervisor ([`ShutdownError::TreeTerminated`], unless
 //!   [`SupervisorConfig::ignore_terminate_tree`]). They are found anywhere in
 //!   the error's `source()` chain.
+//! - [`SupervisorSpec`] nests a supervisor in another
+//!   ([`Supervisor::spawn_supervisor`]): a supervision tree, where a child
+//!   supervisor that gives up escalates to its parent as a
+//!   [`NestedError`].
 //! - [`BackoffConfig`] (from the `supervisor-backoff` crate) sets the restart
 //!   delays and the circuit breaker; [`ServiceLifecycleSnapshot`] (from
 //!   `supervisor-lifecycle`) is what you read back.
@@ -131,6 +135,23 @@
 //! [`Supervisor::run_until_shutdown`] returns
 //! [`ShutdownError::IntensityExceeded`]. There is no limit by default.
 //!
+//! # Supervision trees
+//!
+//! A [`SupervisorSpec`] runs a supervisor as a service of another: each run
+//! of its node builds a fresh child supervisor (its own strategy, restart
+//! intensity and shutdown timeout) and spawns its children on it; the node
+//! is ready once they are, and stops by draining them. Nested services are
+//! named by their path from the root (`db/pool`) in snapshots, events,
+//! status and metric labels, and the root controls them by path
+//! ([`Supervisor::service`]); the whole tree shares one set of counters,
+//! sinks and one event stream. When a child's intensity trips, its node's
+//! run fails with [`NestedError::Escalated`], and the parent handles it like
+//! any failure: OTP's escalation, bounded at each level by that level's
+//! intensity, up to the root's, whose trip makes
+//! [`Supervisor::run_until_shutdown`] return
+//! [`ShutdownError::IntensityExceeded`]. We depart from OTP on purpose in
+//! one more way: a node restarted by its policy waits for its backoff first.
+//!
 //! # Examples
 //!
 //! ```
@@ -192,6 +213,7 @@ mod shared;
 mod slot;
 mod supervisor;
 mod telemetry;
+mod tree;
 
 pub use backoff::{BackoffConfig, InvalidBackoff, Jitter};
 pub use config::{
@@ -200,7 +222,7 @@ pub use config::{
 };
 pub use context::ServiceContext;
 pub use drain::{DrainReport, ServiceStop, ShutdownCause};
-pub use error::{ControlError, ReadyError, ShutdownError, SpawnError};
+pub use error::{ControlError, NestedError, ReadyError, ShutdownError, SpawnError};
 pub use escalation::{DoNotRestart, TerminateTree};
 pub use events::{EventKind, LifecycleEvent, LifecycleEvents, RecvError};
 pub use lifecycle::{
@@ -212,6 +234,7 @@ pub use supervisor::{Readiness, ServiceHandle, ServiceStatus, Supervisor};
 pub use supervisor_metrics::{
     FailureCounts, FailureKind, MetricsSink, MetricsSnapshot, NoopSink, SupervisorMetrics,
 };
+pub use tree::SupervisorSpec;
 
 // The README's example is a doctest too, so that it stays true to the API.
 #[cfg(doctest)]

@@ -68,7 +68,9 @@ pub trait Service: Send + Sync + 'static {
     /// The error a run can fail with.
     type Error: Into<BoxError>;
 
-    /// The service's name, unique among the live services of a supervisor.
+    /// The service's name, unique among the live services of a supervisor,
+    /// without a `/` (the separator of nested paths: a service of a nested
+    /// supervisor is registered under its node's path, `db/pool`).
     ///
     /// # Examples
     ///

@@ -18,6 +18,7 @@
 //!    asks for, the drain's log, and forgetting a removed or temporary
 //!    service.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::panic::{self, AssertUnwindSafe};
@@ -38,6 +39,7 @@ use crate::panics::take_message;
 use crate::runner::{LazyBackoff, Runner};
 use crate::slot::{Refusal, ServiceSlot, Spec, StopCause};
 use crate::telemetry::{InSpan, Telemetry};
+use crate::tree::SupervisorSpec;
 use crate::{ControlError, Service, SpawnError, SpawnOptions, StopTimeout, SupervisorConfig};
 
 /// Services by name. Hashed with foldhash, randomly seeded per process:
@@ -83,6 +85,14 @@ pub(crate) struct Shared {
     start_order: AtomicU64,
     /// The strategy's coordinator and queue; `None` under `OneForOne`.
     pub(crate) group: Option<Group>,
+    /// This supervisor's path from the root (its node's registered name),
+    /// the prefix of every name it registers; `None` for a root.
+    pub(crate) path: Option<Arc<str>>,
+    /// The running child supervisor of each of this supervisor's nodes, by
+    /// the node's registered name: set by the node's run when it starts,
+    /// cleared when it ends. Empty (and never locked on a restart) in a
+    /// supervisor without nested ones.
+    nested: Mutex<HashMap<Arc<str>, Weak<Shared>>>,
 }
 
 impl Shared {
@@ -92,11 +102,36 @@ impl Shared {
             config.clean_restart_delay,
             config.event_capacity,
         ));
+        Self::with_telemetry(config, jitter_seed, telemetry, None)
+    }
+
+    /// A nested supervisor under `parent`, registered there as `path`: it
+    /// shares the parent's counters, sinks, clock and event bus, keeps its
+    /// own readiness, and never installs a signal handler.
+    pub(crate) fn new_child(parent: &Shared, path: Arc<str>, mut config: SupervisorConfig) -> Self {
+        config.install_signal_handler = false;
+        let telemetry = Arc::new(Telemetry::new_child(
+            &parent.telemetry,
+            &config.sinks,
+            config.clean_restart_delay,
+        ));
+        let jitter_seed = config.jitter_seed.unwrap_or_else(|| parent.next_seed());
+        Self::with_telemetry(config, jitter_seed, telemetry, Some(path))
+    }
+
+    fn with_telemetry(
+        config: SupervisorConfig,
+        jitter_seed: u64,
+        telemetry: Arc<Telemetry>,
+        path: Option<Arc<str>>,
+    ) -> Self {
         let group = Group::new(&config);
         // OTP's shutdown for a group whose services depend on their order:
         // one at a time, newest first.
         let in_start_order = config.strategy != crate::Strategy::OneForOne;
         Self {
+            path,
+            nested: Mutex::new(HashMap::new()),
             group,
             start_order: AtomicU64::new(0),
             default_backoff: Arc::new(config.default_backoff),
@@ -127,8 +162,70 @@ impl Shared {
         self.lock_registry().values().cloned().collect()
     }
 
+    /// The slot registered under `name` (a name relative to this supervisor,
+    /// without `/`).
     pub(crate) fn slot(&self, name: &str) -> Option<Arc<ServiceSlot>> {
-        self.lock_registry().get(name).cloned()
+        match &self.path {
+            None => self.lock_registry().get(name).cloned(),
+            Some(path) => self
+                .lock_registry()
+                .get(&*format!("{path}/{name}"))
+                .cloned(),
+        }
+    }
+
+    /// The supervisor and slot of the service at `path`, relative to this
+    /// supervisor: a bare name is one of its own services; `node/rest` is
+    /// `rest` in the running child supervisor of its node `node`.
+    pub(crate) fn resolve(self: &Arc<Self>, path: &str) -> Option<(Arc<Shared>, Arc<ServiceSlot>)> {
+        let Some((node, rest)) = path.split_once('/') else {
+            let slot = self.slot(path)?;
+            return Some((Arc::clone(self), slot));
+        };
+        let node = match &self.path {
+            None => Arc::<str>::from(node),
+            Some(prefix) => Arc::from(format!("{prefix}/{node}")),
+        };
+        self.nested_child(&node)?.resolve(rest)
+    }
+
+    /// The running child supervisor of the node registered as `node`.
+    pub(crate) fn nested_child(&self, node: &str) -> Option<Arc<Shared>> {
+        self.lock_nested().get(node).and_then(Weak::upgrade)
+    }
+
+    /// The running child supervisors, by their node's registered name; empty
+    /// (without an allocation) when there are none.
+    pub(crate) fn nested_children(&self) -> HashMap<Arc<str>, Arc<Shared>> {
+        let nested = self.lock_nested();
+        if nested.is_empty() {
+            return HashMap::new();
+        }
+        nested
+            .iter()
+            .filter_map(|(node, child)| Some((Arc::clone(node), child.upgrade()?)))
+            .collect()
+    }
+
+    /// Records `child` as the running child supervisor of the node `node`.
+    pub(crate) fn attach_nested(&self, node: &Arc<str>, child: &Arc<Shared>) {
+        self.lock_nested()
+            .insert(Arc::clone(node), Arc::downgrade(child));
+    }
+
+    /// Forgets `child` as the node `node`'s, if it still is.
+    pub(crate) fn detach_nested(&self, node: &str, child: &Weak<Shared>) {
+        let mut nested = self.lock_nested();
+        if nested
+            .get(node)
+            .is_some_and(|current| current.ptr_eq(child))
+        {
+            nested.remove(node);
+        }
+    }
+
+    fn lock_nested(&self) -> MutexGuard<'_, HashMap<Arc<str>, Weak<Shared>>> {
+        self.nested.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn is_draining(&self) -> bool {
@@ -182,6 +279,22 @@ impl Shared {
         let (name, policy) = described.map_err(|payload| SpawnError::Panicked {
             message: take_message(payload),
         })?;
+        // `/` separates the segments of a nested service's path.
+        if name.contains('/') {
+            return Err(SpawnError::InvalidName {
+                name: name.to_string(),
+            });
+        }
+        let (name, after) = match &self.path {
+            None => (name, after),
+            Some(path) => (
+                Arc::from(format!("{path}/{name}")),
+                after
+                    .iter()
+                    .map(|dependency| Arc::from(format!("{path}/{dependency}")))
+                    .collect(),
+            ),
+        };
         self.check_runtime(&name)?;
         let backoff_config = match backoff {
             Some(config) => Arc::new(config),
@@ -218,6 +331,12 @@ impl Shared {
             now,
             telemetry,
         ));
+        let mut service = service;
+        // A nested supervisor's node learns its parent: the supervisor it is
+        // spawned on (a type check, resolved at compile time).
+        if let Some(spec) = (&mut service as &mut dyn Any).downcast_mut::<SupervisorSpec>() {
+            spec.parent = Arc::downgrade(self);
+        }
         let mut runner = Runner {
             service,
             slot: Arc::clone(&slot),
@@ -310,7 +429,7 @@ impl Shared {
         Ok(dependencies.into_boxed_slice())
     }
 
-    fn next_seed(&self) -> u64 {
+    pub(crate) fn next_seed(&self) -> u64 {
         let n = self.spawn_counter.fetch_add(1, Ordering::Relaxed);
         // Each service gets its own seed: its spawn number, mixed, keyed by
         // the supervisor's seed and mixed again (SplitMix64's output function).

@@ -198,6 +198,8 @@ impl Supervisor {
     /// - [`SpawnError::InvalidBackoff`] if the service's backoff is invalid,
     ///   and [`SpawnError::InvalidHeartbeat`] if its heartbeat interval is
     ///   zero;
+    /// - [`SpawnError::InvalidName`] if the name contains a `/` (the
+    ///   separator of nested paths);
     /// - [`SpawnError::DuplicateName`] if a live service has the same name (the
     ///   name of a terminated service can be reused: the new spawn replaces
     ///   its entry);
@@ -212,6 +214,15 @@ impl Supervisor {
     ) -> Result<ServiceHandle, SpawnError> {
         let slot = self.shared.spawn(service, options)?;
         Ok(self.handle(slot))
+    }
+
+    /// The supervisor over `shared` (a nested one's, for its factory).
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     fn handle(&self, slot: Arc<ServiceSlot>) -> ServiceHandle {
@@ -320,6 +331,10 @@ impl Supervisor {
     /// A snapshot of every registered service, sorted by name. Each service is
     /// read under its own short lock; running services are never paused.
     ///
+    /// The services of a running nested supervisor
+    /// ([`SupervisorSpec`](crate::SupervisorSpec)) follow their node, named
+    /// by their path (`db/pool`), in their supervisor's start order.
+    ///
     /// # Examples
     ///
     /// ```
@@ -353,13 +368,36 @@ impl Supervisor {
             .map(|slot| slot.snapshot(now))
             .collect();
         snapshots.sort_unstable_by(|a, b| a.service_name.cmp(&b.service_name));
-        snapshots
+        let nested = self.shared.nested_children();
+        if nested.is_empty() {
+            return snapshots;
+        }
+        let mut tree = Vec::with_capacity(snapshots.len());
+        for snapshot in snapshots {
+            let child = nested.get(snapshot.service_name.as_str()).cloned();
+            tree.push(snapshot);
+            if let Some(child) = child {
+                tree.extend(
+                    Supervisor::from_shared(child)
+                        .status_in_start_order()
+                        .into_iter()
+                        .map(|status| status.snapshot),
+                );
+            }
+        }
+        tree
     }
 
     /// Every registered service's snapshot with its settings (policy, stop
     /// timeout, dependencies, readiness, temporary, critical), sorted by
     /// name: what a status endpoint shows. Each service is read under its
     /// own short lock.
+    ///
+    /// The services of a running nested supervisor
+    /// ([`SupervisorSpec`](crate::SupervisorSpec)) follow their node, named
+    /// by their path, in their supervisor's start order, with
+    /// [`ServiceStatus::supervisor`] set to the node's path: enough to
+    /// rebuild the tree. A node between two runs shows no services.
     ///
     /// # Examples
     ///
@@ -385,27 +423,62 @@ impl Supervisor {
     /// ```
     #[must_use]
     pub fn status(&self) -> Vec<ServiceStatus> {
+        let mut status: Vec<(u64, ServiceStatus)> = self.own_status();
+        status.sort_unstable_by(|a, b| a.1.snapshot.service_name.cmp(&b.1.snapshot.service_name));
+        self.with_nested(status)
+    }
+
+    /// This supervisor's own services with their start order.
+    fn own_status(&self) -> Vec<(u64, ServiceStatus)> {
         let now = self.shared.telemetry.now();
-        let mut status: Vec<ServiceStatus> = self
-            .shared
+        let supervisor = self.shared.path.as_deref().map(str::to_owned);
+        self.shared
             .lock_registry()
             .values()
-            .map(|slot| ServiceStatus {
-                snapshot: slot.snapshot(now),
-                policy: slot.spec.policy,
-                stop_timeout: slot.spec.stop_timeout,
-                dependencies: slot
-                    .dependencies()
-                    .iter()
-                    .map(|dependency| dependency.name.to_string())
-                    .collect(),
-                signals_readiness: slot.spec.signals_readiness,
-                temporary: slot.spec.temporary,
-                critical: slot.spec.critical,
+            .map(|slot| {
+                let status = ServiceStatus {
+                    snapshot: slot.snapshot(now),
+                    policy: slot.spec.policy,
+                    stop_timeout: slot.spec.stop_timeout,
+                    dependencies: slot
+                        .dependencies()
+                        .iter()
+                        .map(|dependency| dependency.name.to_string())
+                        .collect(),
+                    signals_readiness: slot.spec.signals_readiness,
+                    temporary: slot.spec.temporary,
+                    critical: slot.spec.critical,
+                    supervisor: supervisor.clone(),
+                };
+                (slot.spec.order, status)
             })
-            .collect();
-        status.sort_unstable_by(|a, b| a.snapshot.service_name.cmp(&b.snapshot.service_name));
-        status
+            .collect()
+    }
+
+    /// A nested supervisor's status: its services in start order, each
+    /// node's followed by its own.
+    fn status_in_start_order(&self) -> Vec<ServiceStatus> {
+        let mut status = self.own_status();
+        status.sort_unstable_by_key(|(order, _)| *order);
+        self.with_nested(status)
+    }
+
+    /// `status` with the services of each running nested supervisor after
+    /// its node.
+    fn with_nested(&self, status: Vec<(u64, ServiceStatus)>) -> Vec<ServiceStatus> {
+        let nested = self.shared.nested_children();
+        if nested.is_empty() {
+            return status.into_iter().map(|(_, status)| status).collect();
+        }
+        let mut tree = Vec::with_capacity(status.len());
+        for (_, row) in status {
+            let child = nested.get(row.snapshot.service_name.as_str()).cloned();
+            tree.push(row);
+            if let Some(child) = child {
+                tree.extend(Supervisor::from_shared(child).status_in_start_order());
+            }
+        }
+        tree
     }
 
     /// The time since this supervisor was created: the clock of every
@@ -494,7 +567,9 @@ impl Supervisor {
                 .is_none_or(|report| report.borrow().is_some())
     }
 
-    /// A snapshot of one service, if one is registered under `name`.
+    /// A snapshot of one service, if one is registered under `name`: a name
+    /// of this supervisor's, or the path of a service of a running nested
+    /// supervisor (`db/pool`; see [`service`](Self::service)).
     ///
     /// # Examples
     ///
@@ -519,7 +594,7 @@ impl Supervisor {
     /// ```
     #[must_use]
     pub fn service_lifecycle(&self, name: &str) -> Option<ServiceLifecycleSnapshot> {
-        let slot = self.shared.lock_registry().get(name).cloned()?;
+        let (_, slot) = self.shared.resolve(name)?;
         Some(slot.snapshot(self.shared.telemetry.now()))
     }
 
@@ -812,6 +887,13 @@ impl Supervisor {
 
     /// A handle to the service registered under `name`, if there is one.
     ///
+    /// `name` is relative to this supervisor: a bare name is one of its own
+    /// services; `db/pool` is the service `pool` of the running child
+    /// supervisor of its node `db` ([`SupervisorSpec`](crate::SupervisorSpec)),
+    /// resolved now: the handle controls that spawn of `pool` (a restart of
+    /// `db` spawns a new one). The `*_service` calls below resolve paths the
+    /// same way.
+    ///
     /// # Examples
     ///
     /// ```
@@ -831,7 +913,8 @@ impl Supervisor {
     /// ```
     #[must_use]
     pub fn service(&self, name: &str) -> Option<ServiceHandle> {
-        self.shared.slot(name).map(|slot| self.handle(slot))
+        let (shared, slot) = self.shared.resolve(name)?;
+        Some(ServiceHandle { slot, shared })
     }
 
     /// Stops the service registered under `name`: see [`ServiceHandle::stop`].
@@ -1178,6 +1261,13 @@ pub struct ServiceStatus {
     pub temporary: bool,
     /// Whether its failure shuts the supervisor down.
     pub critical: bool,
+    /// The path of the nested supervisor's node this service belongs to
+    /// ([`SupervisorSpec`](crate::SupervisorSpec)): `Some("db")` for
+    /// `db/pool`, `None` for the services of the supervisor asked. With the
+    /// `serde` feature, left out of the output when `None`, so a flat
+    /// supervisor's status serializes as before.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub supervisor: Option<String>,
 }
 
 /// The readiness summary of a supervisor, from [`Supervisor::readiness`].

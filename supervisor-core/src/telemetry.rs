@@ -173,6 +173,10 @@ pub(crate) enum SinkHandle {
 
 /// What every service's task shares: the counters and sinks events go to,
 /// the supervisor's clock origin, and the settings the tasks read.
+///
+/// A nested supervisor shares the counters, the sinks, the clock origin and
+/// the event bus with its whole tree ([`Telemetry::new_child`]); the
+/// readiness counts and their `Notify` are each supervisor's own.
 pub(crate) struct Telemetry {
     pub(crate) counters: Arc<SupervisorMetrics>,
     sinks: Box<[Arc<dyn DynSink>]>,
@@ -202,6 +206,29 @@ impl Telemetry {
             epoch: Instant::now(),
             clean_restart_delay,
             events: Arc::new(EventBus::new(event_capacity)),
+            waiting: ShardedCount::default(),
+            failed: AtomicUsize::new(0),
+            readiness: Notify::new(),
+            ready_waiters: AtomicUsize::new(0),
+        }
+    }
+
+    /// The telemetry of a nested supervisor under `parent`: the same
+    /// counters, sinks (then `own_sinks`, the child's own), clock origin and
+    /// event bus, so the whole tree is counted, numbered and exported as one;
+    /// but its own readiness counts, since a nested supervisor's readiness is
+    /// its own (its node is ready only once it is).
+    pub(crate) fn new_child(
+        parent: &Telemetry,
+        own_sinks: &[Arc<dyn DynSink>],
+        clean_restart_delay: Duration,
+    ) -> Self {
+        Self {
+            counters: Arc::clone(&parent.counters),
+            sinks: parent.sinks.iter().chain(own_sinks).cloned().collect(),
+            epoch: parent.epoch,
+            clean_restart_delay,
+            events: Arc::clone(&parent.events),
             waiting: ShardedCount::default(),
             failed: AtomicUsize::new(0),
             readiness: Notify::new(),

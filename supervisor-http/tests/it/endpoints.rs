@@ -262,7 +262,9 @@ async fn livez_turns_503_once_a_service_terminates_the_tree() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_name_and_error_round_trip_as_json_text() {
-    const NAME: &str = "<script>alert(1)</script>";
+    // A name cannot hold a `/` (the separator of nested paths): the closing
+    // `</script>` is in the error.
+    const NAME: &str = "<script>alert(1)<img src=x onerror=alert(1)> \"name\"";
     const ERROR: &str = "</script><img src=x onerror=alert(2)> \"quoted\" \\ \u{2028}";
     let supervisor = supervisor();
     let hostile = service_fn(NAME, |_ctx: ServiceContext| async { anyhow::bail!(ERROR) })
@@ -296,5 +298,52 @@ async fn a_hostile_name_and_error_round_trip_as_json_text() {
     assert!(!page.body.contains("alert(2)"), "the page embeds an error");
 
     supervisor.trigger_shutdown();
+    served.stopped().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_a_nested_supervisor_s_services_under_their_node() {
+    use supervisor_core::{Supervisor, SupervisorSpec};
+
+    let supervisor = supervisor();
+    supervisor.spawn_service(idle("api")).unwrap();
+    let db = SupervisorSpec::new("db", crate::quiet(), |db: &Supervisor| {
+        db.spawn_service(idle("pool"))?;
+        db.spawn_service(idle("cache"))?;
+        Ok(())
+    });
+    supervisor.spawn_supervisor(db).unwrap();
+    ready(&supervisor).await;
+    let served = Served::until_drained(SupervisorRoutes::new(supervisor.clone())).await;
+
+    let status = json_of(&get(&served, "/status").await);
+    let rows: Vec<(String, Value)> = status["services"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|row| {
+            let name = row["snapshot"]["service_name"].as_str().expect("a name");
+            (
+                name.to_owned(),
+                row.get("supervisor").cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    // Each node's services follow it, in their start order; a service of the
+    // supervisor served has no `supervisor` field at all.
+    assert_eq!(
+        rows,
+        [
+            ("api".to_owned(), Value::Null),
+            ("db".to_owned(), Value::Null),
+            ("db/pool".to_owned(), json!("db")),
+            ("db/cache".to_owned(), json!("db")),
+        ]
+    );
+    assert!(status["services"][0].get("supervisor").is_none());
+    assert_eq!(status["readiness"]["ready"], json!(true));
+
+    supervisor.trigger_shutdown();
+    drain(&supervisor).await;
     served.stopped().await;
 }

@@ -27,4 +27,5 @@ mod soak;
 mod strategy;
 mod strategy_props;
 mod support;
+mod tree;
 mod watchdog;
