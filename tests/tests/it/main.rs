@@ -1,22 +1,16 @@
 //! The workspace's behaviour tests: one binary, one module per area.
 
-// The wall-clock ban in clippy.toml is for library code; the real-time smoke,
-// soak and demo tests measure real time on purpose.
+// The wall-clock ban in clippy.toml is for library code; the real-time smoke
+// and soak tests measure real time on purpose.
 #![allow(clippy::disallowed_methods)]
 
 mod chaos;
 mod contract;
 mod control;
-#[cfg(unix)]
-mod demo;
-#[cfg(unix)]
-mod demo_process;
 mod drain_race;
 mod error_values;
 mod events;
 mod holes;
-#[cfg(unix)]
-mod kubelet;
 mod otp;
 mod policy;
 mod prometheus;
