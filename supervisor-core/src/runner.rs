@@ -663,7 +663,7 @@ impl<S: Service> Runner<S> {
             kind,
             message: message.clone(),
         });
-        if let Some(reason) = self.given_up(escalation, message.clone()) {
+        if let Some(reason) = self.given_up(escalation, &message) {
             tracing::warn!(reason = %reason.kind(), "service not restarted: its error asked so");
             self.terminate(now, reason, failure);
             return Next::Stop;
@@ -742,14 +742,16 @@ impl<S: Service> Runner<S> {
     /// The termination an error's escalation asks for, if it asks for one: a
     /// [`TerminateTree`](crate::TerminateTree) the host chose to ignore is a
     /// do-not-restart.
-    fn given_up(&self, escalation: Escalation, message: String) -> Option<TerminationReason> {
+    fn given_up(&self, escalation: Escalation, message: &str) -> Option<TerminationReason> {
+        // The message is copied only when the error escalates: the common
+        // failure pays nothing here.
         match escalation {
             Escalation::None => None,
-            Escalation::DoNotRestart => Some(TerminationReason::DoNotRestart(message)),
+            Escalation::DoNotRestart => Some(TerminationReason::DoNotRestart(message.to_owned())),
             Escalation::TerminateTree if self.shared.config.ignore_terminate_tree => {
-                Some(TerminationReason::DoNotRestart(message))
+                Some(TerminationReason::DoNotRestart(message.to_owned()))
             }
-            Escalation::TerminateTree => Some(TerminationReason::TerminateTree(message)),
+            Escalation::TerminateTree => Some(TerminationReason::TerminateTree(message.to_owned())),
         }
     }
 
