@@ -203,6 +203,11 @@ impl Shared {
                     .wait_until(|lc, hold| hold == Hold::Held || !lc.phase().is_alive())
                     .await;
                 held.push(member);
+            } else {
+                // Being stopped (by the host, or a dependency): it will not
+                // start again, but its run may still be going; the group
+                // starts again only once it is over.
+                member.wait_until(|lc, _| !lc.phase().is_alive()).await;
             }
         }
         held.push(failed);

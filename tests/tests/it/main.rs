@@ -19,7 +19,7 @@ mod smoke;
 #[cfg(target_os = "linux")]
 mod soak;
 mod strategy;
-mod strategy_props;
+mod supervision_props;
 mod support;
 mod tree;
 mod watchdog;

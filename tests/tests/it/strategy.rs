@@ -863,3 +863,43 @@ async fn hanging_restart_loop() {
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(reason(&sup, "child1"), Some(TerminationReason::Cancelled));
 }
+
+/// A child the host is stopping when a cycle comes is not held (it will
+/// not start again), but the group starts again only once its run is over:
+/// nothing runs beside a group that restarts. (Found by the property test
+/// over random trees.)
+#[tokio::test(start_paused = true)]
+async fn a_cycle_waits_for_a_child_the_host_is_stopping() {
+    let sup = strategic(Strategy::OneForAll);
+    let log = Log::default();
+    sup.spawn_service_with_options(child("c0", &log, &[Run::FailAfter(SEC)]), permanent())
+        .unwrap();
+    // Takes 500 ms to stop once asked.
+    let slow_log = log.clone();
+    let slow = service_fn("c1", move |ctx: ServiceContext| {
+        let live = slow_log.start("c1");
+        async move {
+            ctx.cancelled().await;
+            tokio::time::sleep(500 * MS).await;
+            drop(live);
+            anyhow::Ok(())
+        }
+    });
+    sup.spawn_service_with_options(slow, permanent()).unwrap();
+    tokio::time::sleep(SEC - MS).await;
+    let stopping = sup.stop_service("c1");
+
+    // c0 fails at 1 s; its backoff ends at 1.1 s, c1's run at 1.499 s.
+    tokio::time::sleep(2 * SEC).await;
+    assert_eq!(
+        log.events_from(2),
+        strings(&["stop c0", "stop c1", "start c0"])
+    );
+    let stopped = stopping.await.unwrap();
+    assert_eq!(stopped.termination_reason, Some(TerminationReason::Stopped));
+    let c0 = sup.service_lifecycle("c0").unwrap();
+    assert_eq!(c0.start_count, 2);
+    // Started when c1's run was over, not at the end of its own backoff.
+    assert_eq!(c0.last_transition_at, 1499 * MS);
+    drain_clean(&sup).await;
+}
