@@ -486,8 +486,10 @@ impl Shared {
             }
             _ => false,
         };
-        // A drain in reverse start order stops every service itself, in turn.
-        let in_order = self.stops_in_start_order();
+        // A drain in reverse start order stops every service itself, in
+        // turn; outside a drain, a dependency's end stops its dependants
+        // whatever the strategy.
+        let in_order = self.stops_in_start_order() && (draining || tree);
         if ended.has_dependants && !in_order {
             for dependant in slot.live_dependants() {
                 let cause = if draining || tree {

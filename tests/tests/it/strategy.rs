@@ -903,3 +903,41 @@ async fn a_cycle_waits_for_a_child_the_host_is_stopping() {
     assert_eq!(c0.last_transition_at, 1499 * MS);
     drain_clean(&sup).await;
 }
+
+/// Dependencies work under every strategy: when a dependency fails for
+/// good (outside a shutdown), its dependants are stopped, as under
+/// `OneForOne`.
+#[tokio::test(start_paused = true)]
+async fn a_dependency_that_fails_for_good_stops_its_dependants_under_every_strategy() {
+    for strategy in [
+        Strategy::OneForOne,
+        Strategy::OneForAll,
+        Strategy::RestForOne,
+    ] {
+        let sup = strategic(strategy);
+        let log = Log::default();
+        let db = child("db", &log, &[Run::FailAfter(SEC)]);
+        sup.spawn_service_with_options(db, with(RestartPolicy::Never))
+            .unwrap();
+        let api = child("api", &log, &[]);
+        sup.spawn_service_with_options(api, permanent().after(["db"]))
+            .unwrap();
+        tokio::time::sleep(2 * SEC).await;
+        assert!(
+            matches!(
+                reason(&sup, "db"),
+                Some(TerminationReason::Unrecoverable(_))
+            ),
+            "{strategy:?}"
+        );
+        assert_eq!(
+            reason(&sup, "api"),
+            Some(TerminationReason::DependencyStopped {
+                dependency: "db".into()
+            }),
+            "{strategy:?}"
+        );
+        assert!(!sup.is_shutting_down(), "{strategy:?}");
+        drain_clean(&sup).await;
+    }
+}
