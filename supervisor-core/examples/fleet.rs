@@ -1,13 +1,14 @@
-//! The demo fleet: six services with different temperaments, supervised for
-//! real until Ctrl-C, SIGTERM or `--duration SECS`, watched through the
-//! supervisor's lifecycle events and served over HTTP.
+//! The demo fleet: a two-level supervision tree of six services under two
+//! nested supervisors, supervised for real until Ctrl-C, SIGTERM or
+//! `--duration SECS`, watched through the supervisor's lifecycle events and
+//! served over HTTP.
 //!
 //! ```text
 //! cargo run --example fleet                              # until Ctrl-C / SIGTERM
 //! cargo run --example fleet -- --duration 8              # stops by itself after 8 s
 //! cargo run --example fleet -- --chaos                   # stops, restarts, removes services
-//! cargo run --example fleet -- --fail-critical-after 3   # the critical service dies: exit 2
-//! cargo run --example fleet -- --kill-dependency-after 3 # its dependency dies: exit 2
+//! cargo run --example fleet -- --fail-critical-after 3   # the feed keeps failing: escalations, exit 2
+//! cargo run --example fleet -- --kill-dependency-after 3 # the exchange bans the session: escalations, exit 2
 //! cargo run --example fleet -- --http-addr 127.0.0.1:0   # any free port
 //! ```
 //!
@@ -15,10 +16,10 @@
 //! by default (`--http-addr`, or its old name `--metrics-addr`), and prints
 //! the address it bound: the status page on `/`, `/metrics`, `/livez`,
 //! `/readyz`, `/status` and `/events`. `/readyz` says 200 once the critical
-//! `market-feed` runs (`ReadyWhen::CriticalServices`: `price-poller` fails
-//! for good on purpose). The server keeps answering while the fleet drains
-//! (`/readyz` is 503 from the first instant of the shutdown), and stops once
-//! it has drained.
+//! `market-data` node runs and is ready (`ReadyWhen::CriticalServices`:
+//! `price-poller` fails for good on purpose). The server keeps answering
+//! while the fleet drains (`/readyz` is 503 from the first instant of the
+//! shutdown), and stops once it has drained.
 //!
 //! Under systemd (`NOTIFY_SOCKET` set, `deploy/systemd/fleet.service`) it
 //! sends `READY=1` at the same moment, its status line, the watchdog's
@@ -26,75 +27,109 @@
 //! nothing. Under Kubernetes (`deploy/k8s/`) the kubelet probes `/livez` and
 //! `/readyz`.
 //!
-//! # The fleet
+//! # The tree
 //!
-//! - `exchange-link`: the session with the exchange; connects, says it is
-//!   ready, runs until shutdown. `--kill-dependency-after SECS` makes it
-//!   fail for good then (the exchange bans the session: no restart);
-//! - `market-feed`: healthy, runs until shutdown, started once
-//!   `exchange-link` is ready (`.after(["exchange-link"])`), and stopped
-//!   (`DependencyStopped`) if it terminates. It is *critical* (the fleet
-//!   is useless without prices): if it fails for good, or is stopped because
-//!   its dependency failed for good, everything is drained and the demo
-//!   exits 2. `--fail-critical-after SECS` makes each of its runs fail from
-//!   then on, so its circuit breaker trips a second or two later;
-//! - `order-consumer`: fails three times ("broker unavailable"), then recovers;
+//! ```text
+//! root (OneForOne)
+//! ├── market-data *        a nested supervisor: OneForAll, 2 restarts in 10 s
+//! │   ├── exchange-link *
+//! │   └── market-feed *    after exchange-link
+//! ├── orders               a nested supervisor: RestForOne
+//! │   ├── order-consumer
+//! │   └── risk-engine
+//! ├── price-poller
+//! └── stubborn-worker
+//! ```
+//!
+//! A nested service is named by its path (`market-data/market-feed`) in the
+//! events, the snapshots, the metric labels and `/status`; `*` marks what is
+//! critical to its own supervisor.
+//!
+//! - `market-data`: the node over the exchange session and the feed built on
+//!   it. Under `OneForAll`, a failure of either restarts both; its restart
+//!   intensity (2 in 10 s) tripping, or either child failing for good, makes
+//!   it *escalate*: it stops its children and its run fails
+//!   (`NestedError::Escalated`). The root restarts it (a fresh session and
+//!   feed) after a backoff, and its circuit breaker opens at the third
+//!   failure within 30 s: the node is critical at the root, so its failure
+//!   for good drains the fleet and the demo exits 2;
+//! - `market-data/exchange-link`: the session; connects, says it is ready,
+//!   runs until shutdown. `--kill-dependency-after SECS` makes the exchange
+//!   ban the session then, and refuse every handshake from then on: each run
+//!   fails for good (`DoNotRestart`), so the node escalates each time;
+//! - `market-data/market-feed`: healthy, runs until shutdown, started once
+//!   `exchange-link` is ready (`.after(["exchange-link"])`).
+//!   `--fail-critical-after SECS` makes each of its runs fail from then on:
+//!   the node's restart intensity trips, on each of its runs;
+//! - `orders`: the node over the order path, under `RestForOne`: a failure of
+//!   `order-consumer` restarts it and `risk-engine`, one of `risk-engine`
+//!   restarts it alone;
+//! - `orders/order-consumer`: fails three times ("broker unavailable"), then
+//!   recovers;
+//! - `orders/risk-engine`: loads its limits, then says it is ready; panics
+//!   now and then (every other run that gets past its limits), restarted
+//!   each time;
 //! - `price-poller`: always fails: its circuit breaker trips;
-//! - `risk-engine`: loads its limits, then says it is ready; panics now and
-//!   then, restarted each time;
 //! - `stubborn-worker`: ignores cancellation, aborted at its stop timeout
 //!   (the 2 s shutdown timeout).
 //!
 //! # What it prints
 //!
-//! Everything comes from one `Supervisor::subscribe` stream, joined to the
-//! snapshots without a gap: a line per lifecycle event (time since start,
-//! service, the change, with the failure or the termination reason), and a
-//! status table of every service, redrawn when something changed (at most
-//! once a second, never while nothing happens). With `--chaos`, what the chaos
-//! task asked for and what the call returned. At the end: the table, the
-//! final metrics, the drain report, and whether the table built from events
-//! agrees with the supervisor's own snapshots. The supervisor's per-service
-//! logs are off by default (the events say the same); `RUST_LOG=info` shows
-//! them.
+//! Everything comes from one `Supervisor::subscribe` stream (it covers the
+//! whole tree), joined to the snapshots without a gap: a line per lifecycle
+//! event (time since start, service path, the change, with the failure or
+//! the termination reason: a node's escalation is its failure, `supervisor
+//! `market-data` escalated: …`), and a status table of every service, a
+//! node's services indented under it, redrawn when something changed (at
+//! most once a second, never while nothing happens). With `--chaos`, what
+//! the chaos task asked for and what the call returned. At the end: the
+//! table, the final metrics, the drain report, and whether the table built
+//! from events agrees with the supervisor's own snapshots. The supervisor's
+//! per-service logs are off by default (the events say the same);
+//! `RUST_LOG=info` shows them.
 //!
 //! # Chaos
 //!
-//! With `--chaos`, every 1 to 2 s a task picks a service of the fleet and a
-//! control call (stop, restart or remove), from a fixed seed, and prints the
-//! call, then its result: `Ok`, or the typed `ControlError` (restarting a
-//! service that has terminated, stopping one that was removed, …). A service
-//! it removed is spawned again 3 s later. It uses the public API only.
-//! Stopping or removing the critical `market-feed` does not shut the fleet
-//! down: only a failure of it does.
+//! With `--chaos`, every 1 to 2 s a task picks a path (a service of the
+//! tree other than `market-data/exchange-link`, or the `orders` node) and a
+//! control call (stop, restart or remove), from a fixed seed, calls it on
+//! the root by path, and prints the call, then its result: `Ok`, or the
+//! typed `ControlError` (restarting a service that has terminated, stopping
+//! one that was removed, …). What it removed is spawned again 3 s later: a
+//! root entry on the root, a nested service on its node's current child
+//! supervisor (or not, if the node is not running: then the call's error is
+//! printed). It uses the public API only. Stopping or removing a critical
+//! service does not shut anything down: only a failure for good does.
 //!
 //! # Exit codes
 //!
 //! - 0: the fleet was drained after SIGTERM or Ctrl-C, after `--duration`,
-//!   or because a critical service *completed* (`market-feed` never does: it
+//!   or because a critical service *completed* (`market-data` never does: it
 //!   is restarted whenever it returns);
 //! - 1: the demo could not run (a bad argument, the HTTP address in use, no
 //!   signal handler), or a service was still active after the drain;
-//! - 2: the critical `market-feed` failed for good (itself, or because
-//!   `exchange-link` did); the fleet was drained first, and stderr says
-//!   ``critical service `market-feed` failed: …``.
+//! - 2: the critical `market-data` node failed for good (it escalated until
+//!   its circuit breaker opened); the fleet was drained first, and stderr
+//!   says ``critical service `market-data` failed: circuit breaker open
+//!   after 3 failures (max retries 2); its last error: supervisor
+//!   `market-data` escalated: …`` with why it escalated.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use futures::FutureExt as _;
 use supervisor_core::{
-    BackoffConfig, DrainReport, EventKind, LifecycleEvent, LifecycleEvents, RecvError,
-    RestartPolicy, ServiceContext, ServiceFn, ServiceHandle, ServiceLifecycleSnapshot,
-    ServicePhase, ShutdownError, SpawnError, SpawnOptions, Supervisor, SupervisorConfig,
-    TerminationReason, service_fn,
+    BackoffConfig, DoNotRestart, DrainReport, EventKind, LifecycleEvent, LifecycleEvents,
+    RecvError, RestartIntensity, RestartPolicy, ServiceContext, ServiceFn, ServiceHandle,
+    ServiceLifecycleSnapshot, ServicePhase, ShutdownError, SpawnError, SpawnOptions, Strategy,
+    Supervisor, SupervisorConfig, SupervisorSpec, TerminationReason, service_fn,
 };
 use supervisor_http::systemd::Notifier;
 use supervisor_http::{HttpServer, ReadyWhen, SupervisorRoutes, drained};
@@ -105,21 +140,36 @@ use tokio::time::Instant;
 
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What the fleet depends on, spawned first; the chaos task leaves it be.
-const DEPENDENCY: &str = "exchange-link";
+/// The node over the market's session and feed (`Strategy::OneForAll`),
+/// critical at the root.
+const MARKET_DATA: &str = "market-data";
 
-/// The services of the fleet after [`DEPENDENCY`], in the order they are
-/// spawned: what the chaos task picks from.
-const FLEET: [&str; 5] = [
-    "market-feed",
-    "order-consumer",
+/// The node over the order path (`Strategy::RestForOne`).
+const ORDERS: &str = "orders";
+
+/// The root's entries, in the order they are spawned.
+const ROOT: [&str; 4] = [MARKET_DATA, ORDERS, "price-poller", "stubborn-worker"];
+
+/// What the chaos task picks from, by path: every service but
+/// `market-data/exchange-link` (what the feed depends on), and the
+/// `orders` node.
+const CHAOS_TARGETS: [&str; 6] = [
+    "market-data/market-feed",
+    ORDERS,
+    "orders/order-consumer",
+    "orders/risk-engine",
     "price-poller",
-    "risk-engine",
     "stubborn-worker",
 ];
 
-/// The service the process cannot do without.
-const CRITICAL: &str = "market-feed";
+/// The critical services, by path: `market-data` at the root, and
+/// `exchange-link` and `market-feed` inside it (the failure for good of
+/// either makes the node escalate).
+const CRITICAL: [&str; 3] = [
+    MARKET_DATA,
+    "market-data/exchange-link",
+    "market-data/market-feed",
+];
 
 /// The exit code when the critical service failed for good.
 const CRITICAL_FAILED: u8 = 2;
@@ -198,14 +248,16 @@ async fn main() -> anyhow::Result<ExitCode> {
 
     let started = Instant::now();
     let fleet = Fleet {
-        supervisor: supervisor.clone(),
         critical_fails_at: args.fail_critical_after.map(|after| started + after),
         dependency_dies_at: args.kill_dependency_after.map(|after| started + after),
+        nodes: Arc::default(),
     };
-    for name in std::iter::once(DEPENDENCY).chain(FLEET) {
-        fleet.spawn(name)?;
+    for name in ROOT {
+        fleet.spawn_top(&supervisor, name)?;
     }
-    let chaos = args.chaos.then(|| tokio::spawn(chaos(fleet, clock, notes)));
+    let chaos = args
+        .chaos
+        .then(|| tokio::spawn(chaos(supervisor.clone(), fleet, clock, notes)));
     if let Some(duration) = args.duration {
         let supervisor = supervisor.clone();
         tokio::spawn(async move {
@@ -221,10 +273,18 @@ async fn main() -> anyhow::Result<ExitCode> {
             service,
             reason,
             report,
-        }) => (
-            report,
-            Some(format!("critical service `{service}` failed: {reason}")),
-        ),
+        }) => {
+            // Why the node failed for good: its breaker; why it failed each
+            // time: its last escalation.
+            let last_error = supervisor
+                .service_lifecycle(&service)
+                .and_then(|last| last.last_error);
+            let mut failure = format!("critical service `{service}` failed: {reason}");
+            if let Some(error) = last_error {
+                let _ = write!(failure, "; its last error: {error}");
+            }
+            (report, Some(failure))
+        }
         Err(error) => return Err(error).context("cannot install the signal handlers"),
     };
     // Every service has terminated: the chaos task's last call has returned,
@@ -379,36 +439,118 @@ fn stamp(at: Duration) -> String {
 }
 
 /// What spawns the services of the fleet, at the start and again after the
-/// chaos task removed one.
+/// chaos task removed one. The two nodes' factories spawn their children
+/// through it too, on every run of the node.
 #[derive(Clone)]
 struct Fleet {
-    supervisor: Supervisor,
-    /// When `--fail-critical-after` makes the critical service fail.
+    /// When `--fail-critical-after` makes `market-feed` fail.
     critical_fails_at: Option<Instant>,
-    /// When `--kill-dependency-after` makes the critical service's
-    /// dependency fail for good.
+    /// When `--kill-dependency-after` makes `exchange-link` fail for good.
     dependency_dies_at: Option<Instant>,
+    /// The child supervisor of each node's latest run, as its factory was
+    /// given it: where a nested service the chaos task removed is spawned
+    /// again.
+    nodes: Arc<Mutex<BTreeMap<&'static str, Supervisor>>>,
 }
 
 impl Fleet {
-    /// Spawns the service of the fleet called `name`, from scratch.
-    fn spawn(&self, name: &str) -> Result<ServiceHandle, SpawnError> {
-        let quick = |base_ms: u64, max_ms: u64| {
-            BackoffConfig::new(
-                Duration::from_millis(base_ms),
-                Duration::from_millis(max_ms),
-            )
+    /// Spawns the service at `path` from scratch: on `root`, or on the
+    /// child supervisor of its node's current run.
+    fn spawn(&self, root: &Supervisor, path: &str) -> Result<ServiceHandle, Refused> {
+        let Some((node, leaf)) = path.split_once('/') else {
+            return self.spawn_top(root, path).map_err(Refused::from);
         };
-        let supervisor = &self.supervisor;
+        let child = self
+            .nodes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(node)
+            .cloned()
+            .filter(|child| !child.is_shutting_down())
+            .ok_or_else(|| Refused(format!("NodeNotRunning({node:?})")))?;
+        self.spawn_child(&child, leaf).map_err(Refused::from)
+    }
+
+    /// Spawns the root's entry called `name`: a node or a service.
+    fn spawn_top(&self, root: &Supervisor, name: &str) -> Result<ServiceHandle, SpawnError> {
+        match name {
+            MARKET_DATA => {
+                // OneForAll: the feed is useless without the session, and a
+                // new session needs a new feed. Two restarts in 10 s, or a
+                // critical child failing for good, and it escalates.
+                let config = node_config()
+                    .with_strategy(Strategy::OneForAll)
+                    .with_restart_intensity(RestartIntensity::new(2, Duration::from_secs(10)));
+                let spec = self.node(MARKET_DATA, config, ["exchange-link", "market-feed"]);
+                // The root restarts the node when it escalates, with a
+                // fresh session and feed; at the third escalation within
+                // 30 s its breaker opens: it has failed for good, and the
+                // fleet is drained (exit 2).
+                let options = SpawnOptions::with_backoff(
+                    quick(300, 1_000).with_circuit_breaker(2, Duration::from_secs(30)),
+                )
+                .critical();
+                root.spawn_supervisor_with_options(spec, options)
+            }
+            ORDERS => {
+                // RestForOne: the risk engine checks what the consumer
+                // takes in; a new consumer needs a new engine, not the
+                // other way round.
+                let config = node_config().with_strategy(Strategy::RestForOne);
+                let spec = self.node(ORDERS, config, ["order-consumer", "risk-engine"]);
+                root.spawn_supervisor_with_options(
+                    spec,
+                    SpawnOptions::with_backoff(quick(300, 2_000)),
+                )
+            }
+            "price-poller" => {
+                let poller = service_fn("price-poller", |_ctx: ServiceContext| async move {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Err::<(), _>(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionRefused,
+                        "upstream refused the connection",
+                    ))
+                });
+                root.spawn_service_with_options(
+                    poller,
+                    SpawnOptions::with_backoff(
+                        quick(100, 400).with_circuit_breaker(4, Duration::from_secs(30)),
+                    ),
+                )
+            }
+            "stubborn-worker" => {
+                let worker = service_fn("stubborn-worker", |_ctx: ServiceContext| async move {
+                    // Ignores its cancellation token on purpose.
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    #[allow(unreachable_code)]
+                    anyhow::Ok(())
+                });
+                root.spawn_service(worker)
+            }
+            other => unreachable!("`{other}` is not an entry of the root"),
+        }
+    }
+
+    /// Spawns the service `name` (a name relative to `node`) on a node's
+    /// child supervisor.
+    fn spawn_child(&self, node: &Supervisor, name: &str) -> Result<ServiceHandle, SpawnError> {
         match name {
             "exchange-link" => {
                 let dies_at = self.dependency_dies_at;
                 let link = service_fn("exchange-link", move |ctx: ServiceContext| async move {
-                    // The handshake, then the session is up.
+                    // The handshake; once banned, the exchange refuses it.
                     tokio::select! {
                         () = ctx.cancelled() => return Ok(()),
-                        () = tokio::time::sleep(Duration::from_millis(100)) => ctx.ready(),
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
                     }
+                    if dies_at.is_some_and(|at| Instant::now() >= at) {
+                        return Err(DoNotRestart::new(
+                            "the exchange refused the session: banned",
+                        ));
+                    }
+                    ctx.ready();
                     let banned = async {
                         match dies_at {
                             Some(at) => tokio::time::sleep_until(at).await,
@@ -416,14 +558,17 @@ impl Fleet {
                         }
                     };
                     tokio::select! {
-                        () = ctx.cancelled() => Ok(()),
-                        () = banned => bail!("the exchange banned the session"),
+                        () = ctx.cancelled() => Ok::<_, DoNotRestart>(()),
+                        () = banned => Err(DoNotRestart::new("the exchange banned the session")),
                     }
                 })
-                // A ban is final: no restart, it fails for good.
-                .with_restart_policy(RestartPolicy::Never);
-                let options = SpawnOptions::default().signals_readiness();
-                supervisor.spawn_service_with_options(link, options)
+                // Restarted with the feed when the feed fails (OneForAll);
+                // a ban is final: `DoNotRestart`, it fails for good.
+                .with_restart_policy(RestartPolicy::OnFailure);
+                // Critical inside `market-data`, like the feed: without a
+                // session the node is useless, and escalates.
+                let options = SpawnOptions::default().signals_readiness().critical();
+                node.spawn_service_with_options(link, options)
             }
             "market-feed" => {
                 let fails_at = self.critical_fails_at;
@@ -447,14 +592,15 @@ impl Fleet {
                     Ok(())
                 })
                 .with_restart_policy(RestartPolicy::Always);
-                // Failing for good (its breaker trips, or `exchange-link`
-                // fails for good) shuts the fleet down.
+                // Critical inside `market-data`: failing for good (its
+                // breaker trips, or `exchange-link` fails for good) makes
+                // the node escalate.
                 let options = SpawnOptions::with_backoff(
                     quick(200, 2_000).with_circuit_breaker(3, Duration::from_secs(30)),
                 )
-                .after([DEPENDENCY])
+                .after(["exchange-link"])
                 .critical();
-                supervisor.spawn_service_with_options(feed, options)
+                node.spawn_service_with_options(feed, options)
             }
             "order-consumer" => {
                 let consumer = numbered("order-consumer", |ctx, attempt| async move {
@@ -465,63 +611,101 @@ impl Fleet {
                     ctx.cancelled().await;
                     Ok(())
                 });
-                supervisor.spawn_service_with_options(
+                node.spawn_service_with_options(
                     consumer,
                     SpawnOptions::with_backoff(quick(200, 2_000)),
                 )
             }
-            "price-poller" => {
-                let poller = service_fn("price-poller", |_ctx: ServiceContext| async move {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    Err::<(), _>(std::io::Error::new(
-                        std::io::ErrorKind::ConnectionRefused,
-                        "upstream refused the connection",
-                    ))
-                });
-                supervisor.spawn_service_with_options(
-                    poller,
-                    SpawnOptions::with_backoff(
-                        quick(100, 400).with_circuit_breaker(4, Duration::from_secs(30)),
-                    ),
-                )
-            }
             "risk-engine" => {
-                let engine = numbered("risk-engine", |ctx, run| async move {
-                    // Loads its limits table, then takes orders.
-                    tokio::select! {
-                        () = ctx.cancelled() => return Ok(()),
-                        () = tokio::time::sleep(Duration::from_millis(300)) => ctx.ready(),
+                // Counts the runs that got past their limits: every other
+                // one panics (restarts caused by `order-consumer` do not
+                // count, they never get that far).
+                let checked = Arc::new(AtomicU32::new(0));
+                let engine = service_fn("risk-engine", move |ctx: ServiceContext| {
+                    let checked = Arc::clone(&checked);
+                    async move {
+                        // Loads its limits table, then takes orders.
+                        tokio::select! {
+                            () = ctx.cancelled() => return Ok(()),
+                            () = tokio::time::sleep(Duration::from_millis(300)) => ctx.ready(),
+                        }
+                        tokio::select! {
+                            () = ctx.cancelled() => return Ok(()),
+                            () = tokio::time::sleep(Duration::from_millis(1_200)) => {}
+                        }
+                        let check = checked.fetch_add(1, Ordering::Relaxed);
+                        if check % 2 == 0 {
+                            panic!("risk limits table corrupted (check {check})");
+                        }
+                        ctx.cancelled().await;
+                        anyhow::Ok(())
                     }
-                    tokio::select! {
-                        () = ctx.cancelled() => return Ok(()),
-                        () = tokio::time::sleep(Duration::from_millis(1_200)) => {}
-                    }
-                    if run % 2 == 0 {
-                        panic!("risk limits table corrupted (run {run})");
-                    }
-                    ctx.cancelled().await;
-                    Ok(())
                 })
                 .with_restart_policy(RestartPolicy::OnFailure);
-                supervisor.spawn_service_with_options(
+                node.spawn_service_with_options(
                     engine,
                     SpawnOptions::with_backoff(quick(300, 3_000)).signals_readiness(),
                 )
             }
-            "stubborn-worker" => {
-                let worker = service_fn("stubborn-worker", |_ctx: ServiceContext| async move {
-                    // Ignores its cancellation token on purpose.
-                    loop {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                    #[allow(unreachable_code)]
-                    anyhow::Ok(())
-                });
-                supervisor.spawn_service(worker)
-            }
-            other => unreachable!("`{other}` is not a service of the fleet"),
+            other => unreachable!("`{other}` is not a service of a node"),
         }
     }
+
+    /// The node `name`, whose every run spawns `children` in order on its
+    /// fresh child supervisor (kept for the chaos task).
+    fn node(
+        &self,
+        name: &'static str,
+        config: SupervisorConfig,
+        children: [&'static str; 2],
+    ) -> SupervisorSpec {
+        let fleet = self.clone();
+        SupervisorSpec::new(name, config, move |node: &Supervisor| {
+            fleet.remember(name, node);
+            for child in children {
+                fleet.spawn_child(node, child)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Keeps `child`, the child supervisor of `node`'s new run.
+    fn remember(&self, node: &'static str, child: &Supervisor) {
+        self.nodes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(node, child.clone());
+    }
+}
+
+/// Why [`Fleet::spawn`] did not spawn: the [`SpawnError`], or the node not
+/// running; shown as the error's `Debug`.
+struct Refused(String);
+
+impl From<SpawnError> for Refused {
+    fn from(error: SpawnError) -> Self {
+        Self(format!("{error:?}"))
+    }
+}
+
+impl std::fmt::Debug for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The configuration of a node's child supervisor: the fleet's shutdown
+/// timeout (its metrics sink is the root's, shared).
+fn node_config() -> SupervisorConfig {
+    SupervisorConfig::default().with_shutdown_timeout(SHUTDOWN_TIMEOUT)
+}
+
+/// A backoff from `base_ms` up to `max_ms`.
+fn quick(base_ms: u64, max_ms: u64) -> BackoffConfig {
+    BackoffConfig::new(
+        Duration::from_millis(base_ms),
+        Duration::from_millis(max_ms),
+    )
 }
 
 /// `service_fn`, where each run also gets its number: 0 for the first run
@@ -669,7 +853,7 @@ impl LiveTable {
             Ok(event) => {
                 if self.apply(&event) {
                     println!(
-                        "{}  {:<16} {}",
+                        "{}  {:<26} {}",
                         stamp(event.at),
                         event.service,
                         describe(&event)
@@ -734,15 +918,18 @@ impl LiveTable {
 
     fn print(&self) {
         let mut out = format!(
-            "\n  {:<20} {:<12} {:<5} {:>4} {:>5} {:>8}   LAST ERROR / REASON\n",
+            "\n  {:<30} {:<12} {:<5} {:>4} {:>5} {:>8}   LAST ERROR / REASON\n",
             "SERVICE (* critical)", "PHASE", "READY", "RUN", "FAILS", "SINCE"
         );
+        // In path order, a node's services right under it, indented.
         for (name, row) in &self.rows {
-            let name = if &**name == CRITICAL {
-                format!("{name} *")
+            let depth = name.matches('/').count();
+            let critical = if CRITICAL.contains(&&**name) {
+                " *"
             } else {
-                name.to_string()
+                ""
             };
+            let name = format!("{:indent$}{name}{critical}", "", indent = 2 * depth);
             let detail = row
                 .reason
                 .as_ref()
@@ -751,7 +938,7 @@ impl LiveTable {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  {name:<20} {:<12} {:<5} {:>4} {:>5} {:>8.1}s   {}",
+                "  {name:<30} {:<12} {:<5} {:>4} {:>5} {:>8.1}s   {}",
                 row.phase.to_string(),
                 if row.ready { "yes" } else { "no" },
                 row.starts,
@@ -846,8 +1033,8 @@ const RESPAWN_AFTER: Duration = Duration::from_secs(3);
 /// the task goes on: a call is announced before the events it causes, and
 /// its result comes once the events of what it did are out. Returns once
 /// shutdown has begun.
-async fn chaos(fleet: Fleet, clock: Clock, notes: UnboundedSender<Note>) {
-    let supervisor = &fleet.supervisor;
+async fn chaos(supervisor: Supervisor, fleet: Fleet, clock: Clock, notes: UnboundedSender<Note>) {
+    let supervisor = &supervisor;
     let note = |text: String| {
         let (printed, was_printed) = tokio::sync::oneshot::channel();
         let _ = notes.send((format!("{}  chaos: {text}", stamp(clock.now())), printed));
@@ -871,7 +1058,7 @@ async fn chaos(fleet: Fleet, clock: Clock, notes: UnboundedSender<Note>) {
             .iter()
             .filter(|(_, at)| now.duration_since(*at) >= RESPAWN_AFTER)
         {
-            let (result, seq) = outcome(fleet.spawn(name), |handle| {
+            let (result, seq) = outcome(fleet.spawn(supervisor, name), |handle| {
                 (String::new(), Some(handle.snapshot().seq))
             });
             caught_up(&mut events, name, seq).await;
@@ -879,7 +1066,7 @@ async fn chaos(fleet: Fleet, clock: Clock, notes: UnboundedSender<Note>) {
         }
         removed.retain(|(_, at)| now.duration_since(*at) < RESPAWN_AFTER);
 
-        let name = FLEET[random.below(FLEET.len() as u64) as usize];
+        let name = CHAOS_TARGETS[random.below(CHAOS_TARGETS.len() as u64) as usize];
         let action = ["stop", "restart", "remove"][random.below(3) as usize];
         note(format!("{action} {name}")).await;
         let (result, seq) = match action {

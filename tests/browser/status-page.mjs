@@ -16,8 +16,9 @@
 //
 // Environment: CHROMIUM (the browser, default /usr/bin/chromium), SCREENSHOT
 // (the PNG to write, default target/browser/status-page.png; the shutdown
-// screenshot goes beside it), EXPECTED_SERVICES (comma-separated names that
-// must each have a row), PATIENCE_MS (default 30000).
+// screenshot goes beside it), EXPECTED_SERVICES (comma-separated names, a
+// nested service by its path, that must each have a row), PATIENCE_MS
+// (default 30000).
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -144,6 +145,43 @@ function installPageHelpers() {
       });
     },
 
+    // Where each nested service's row is, against `/status`: right under
+    // its node's row (only the node's services between them), indented
+    // deeper than it, the node's path dimmed before its own name. Returns
+    // the problems, and how many nested rows were checked.
+    async tree() {
+      const json = await (await fetch(location.pathname.replace(/\/?$/, '/') + 'status', { cache: 'no-store' })).json();
+      const list = Array.isArray(json) ? json : json.services;
+      const all = rows();
+      const problems = [];
+      let nested = 0;
+      const indent = (row) => parseFloat(getComputedStyle(row.querySelector('td.service')).paddingLeft);
+      for (const status of list) {
+        if (typeof status.supervisor !== 'string') continue;
+        nested += 1;
+        const name = status.snapshot.service_name;
+        const node = status.supervisor;
+        const row = this.row(name);
+        const nodeRow = this.row(node);
+        if (row === undefined || nodeRow === undefined) {
+          problems.push(`${name}: no row for it or for its node ${node}`);
+          continue;
+        }
+        const at = all.indexOf(row);
+        const nodeAt = all.indexOf(nodeRow);
+        const between = all.slice(nodeAt + 1, at).map((r) => text(r, '.name'));
+        if (at <= nodeAt || between.some((other) => !other.startsWith(node + '/'))) {
+          problems.push(`${name} is not under ${node}: rows between them ${JSON.stringify(between)}`);
+        }
+        if (row.dataset.supervisor !== node) problems.push(`${name}: data-supervisor ${row.dataset.supervisor}`);
+        if (text(row, '.name .parent') !== node + '/' || text(row, '.name .leaf') !== name.slice(node.length + 1)) {
+          problems.push(`${name}: shown as ${JSON.stringify([text(row, '.name .parent'), text(row, '.name .leaf')])}`);
+        }
+        if (!(indent(row) > indent(nodeRow))) problems.push(`${name}: indented ${indent(row)}px, its node ${indent(nodeRow)}px`);
+      }
+      return { problems, nested };
+    },
+
     // Markup in the data must never become elements: the page's one
     // script, no element the page never makes, no inline handler.
     markup() {
@@ -237,7 +275,7 @@ async function checkLivePage(context, url, problems) {
     .map((row) => [row.querySelector('.name').textContent, row.querySelector('.uptime').textContent])));
 
   // The demo settles within seconds: a circuit breaker opens (price-poller),
-  // a panic is counted (risk-engine). Both arrive as events.
+  // a panic is counted (orders/risk-engine). Both arrive as events.
   await waitOn(page, 'a service terminated by its circuit breaker, shown with its reason',
     () => [...document.querySelectorAll('#services tr[data-phase="terminated"][data-failed="true"] .reason')]
       .some((reason) => reason.textContent.startsWith('circuit breaker open after ')),
@@ -258,6 +296,12 @@ async function checkLivePage(context, url, problems) {
     () => window.__check.agrees(), null,
     async () => `rows ${window.__check.describe()}; /status ${JSON.stringify(await window.__check.status())}`);
   say('page: rows agree with /status');
+
+  // A nested supervisor's services are shown under their node.
+  const tree = await page.evaluate(() => window.__check.tree());
+  if (tree.nested === 0) fail('no nested service in /status: the demo is a tree');
+  if (tree.problems.length) fail(`nested rows: ${tree.problems.join('; ')}`);
+  say(`page: ${tree.nested} nested services shown under their nodes`);
 
   const markup = await page.evaluate(() => window.__check.markup());
   if (markup.length) fail(`markup in the live page: ${markup.join('; ')}`);

@@ -34,13 +34,16 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The services of the demo fleet: the page must show each of them.
+/// The services of the demo fleet, by path: the page must show each of
+/// them (and the script checks that the nested ones sit under their node).
 const DEMO_SERVICES: &[&str] = &[
-    "exchange-link",
-    "market-feed",
-    "order-consumer",
+    "market-data",
+    "market-data/exchange-link",
+    "market-data/market-feed",
+    "orders",
+    "orders/order-consumer",
+    "orders/risk-engine",
     "price-poller",
-    "risk-engine",
     "stubborn-worker",
 ];
 

@@ -4,10 +4,12 @@
 //! cancellation reported as aborted. A real Prometheus scrapes its
 //! `supervisor-http` surface, and `promtool check metrics` accepts what a
 //! plain client (curl) gets from `/metrics`. With `--chaos` it stops,
-//! restarts and removes services and still drains and exits 0 on SIGTERM;
-//! with `--fail-critical-after` its critical service fails for good and it
-//! exits 2 by itself, naming the service (`kubelet` does the same with
-//! `--kill-dependency-after`, watching `/livez`). Every run checks that the
+//! restarts and removes services by path and still drains and exits 0 on
+//! SIGTERM; with `--fail-critical-after` its `market-data` node escalates,
+//! is restarted by the root and escalates again until its circuit breaker
+//! opens, and the demo exits 2 by itself, naming the critical node and why
+//! (`kubelet` does the same with `--kill-dependency-after`, watching
+//! `/livez`). Every run checks that the
 //! table the demo built from the lifecycle events agrees with the
 //! supervisor's final snapshots. The process helpers are in `demo_process`.
 //!
@@ -63,8 +65,9 @@ async fn the_demo_drains_every_service_on_sigterm_and_exits_0() {
     let metric = |key: &str| metrics.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
     for (key, expected) in [
         ("active_services", 0),
-        ("spawned_total", 6),
-        ("terminated_total", 6),
+        // Four at the root, two in each node (nothing escalates here).
+        ("spawned_total", 8),
+        ("terminated_total", 8),
         ("circuit_breaker_trips", 1),
         ("failures_timeout", 1),
         ("failures_hung", 0),
@@ -134,21 +137,58 @@ async fn the_demo_survives_its_chaos_task_and_drains_on_sigterm() {
 }
 
 #[tokio::test]
-async fn the_demo_exits_2_naming_its_critical_service_when_it_fails_for_good() {
+async fn the_demo_escalates_then_exits_2_naming_its_critical_node_when_it_fails_for_good() {
     let fleet = build_the_demo();
     let mut demo = Demo::start(&fleet, &["--fail-critical-after", "1"]);
 
-    // No signal: the critical service's circuit breaker trips a second or
-    // two after it starts failing, and the demo drains and exits by itself.
+    // No signal: from 1 s on every run of `market-data/market-feed` fails,
+    // so each run of the `market-data` node trips its restart intensity and
+    // escalates; the root restarts the node until its circuit breaker
+    // opens, then drains and exits by itself.
     let status = demo.wait_for_exit(PATIENCE).await;
     let output = demo.output();
     let stdout = demo.stdout();
     assert_eq!(status.code(), Some(CRITICAL_FAILED), "{output}");
     assert!(
-        demo.stderr()
-            .contains("critical service `market-feed` failed: circuit breaker open after"),
+        demo.stderr().contains(
+            "critical service `market-data` failed: circuit breaker open after 3 failures (max retries 2); \
+             its last error: supervisor `market-data` escalated: restart intensity exceeded: \
+             `market-data/market-feed` called for a restart beyond 2 in 10s"
+        ),
         "{output}"
     );
+
+    // The escalation, as the events tell it: the node's run fails with it,
+    // the root runs the node again (fresh children), and it escalates again
+    // until it terminates for good.
+    let lines: Vec<&str> = stdout.lines().collect();
+    let node: Vec<&str> = event_changes(&lines, "market-data").collect();
+    let escalated = "running → backing off (error: supervisor `market-data` escalated: \
+                     restart intensity exceeded: `market-data/market-feed` called for a restart beyond 2 in 10s)";
+    let first = node
+        .iter()
+        .position(|change| *change == escalated)
+        .unwrap_or_else(|| panic!("no escalation of market-data: {node:?}\n{output}"));
+    let rerun = node[first..]
+        .iter()
+        .position(|change| *change == "restarting → running (run 2)")
+        .unwrap_or_else(|| {
+            panic!("market-data not run again after escalating: {node:?}\n{output}")
+        });
+    assert!(
+        node[first + rerun..].contains(&escalated),
+        "the second run of market-data escalated too: {node:?}\n{output}"
+    );
+    assert!(
+        node.last()
+            .is_some_and(|change| change.starts_with("running → terminated")),
+        "market-data terminated for good last: {node:?}\n{output}"
+    );
+    // Each run of the node had fresh children.
+    let spawned = event_changes(&lines, "market-data/market-feed")
+        .filter(|change| *change == "spawned")
+        .count();
+    assert_eq!(spawned, 3, "{output}");
     assert_drained_truthfully(&stdout, &output);
 }
 
@@ -199,8 +239,9 @@ async fn a_real_prometheus_scrapes_the_demo_and_sees_the_flaky_service_restart()
     let server = PrometheusServer::start(&prometheus, &ScrapeConfig::new([addr]))
         .await
         .unwrap_or_else(|err| panic!("cannot start prometheus: {err}"));
-    // `order-consumer` is the demo's flaky service: it fails three times.
-    let query = r#"supervisor_restarts_total{service="order-consumer"}"#;
+    // `orders/order-consumer` is the demo's flaky service: it fails three
+    // times. A nested service's label is its path.
+    let query = r#"supervisor_restarts_total{service="orders/order-consumer"}"#;
     let samples = server
         .wait_for(query, PATIENCE, |samples| {
             samples.iter().any(|s| s.value > 0.0)
@@ -243,12 +284,14 @@ fn chaos_success<'a>(stdout: &'a str, call: &str) -> Option<(&'a str, &'a str, V
     Some((service, ok, lines[from..].to_vec()))
 }
 
-/// The changes in the event lines of `service` among `lines`
-/// (`<time>  <service>  <change>`).
+/// The changes in the event lines of `service` (its whole path) among
+/// `lines` (`<time>  <service>  <change>`).
 fn event_changes<'a>(lines: &[&'a str], service: &'a str) -> impl Iterator<Item = &'a str> {
     lines.iter().filter_map(move |line| {
         let (time, rest) = line.trim_start().split_once("  ")?;
         time.strip_suffix('s')?.parse::<f64>().ok()?;
-        Some(rest.strip_prefix(service)?.trim_start())
+        let change = rest.strip_prefix(service)?;
+        // `orders`, not `orders/order-consumer`.
+        change.starts_with(' ').then(|| change.trim_start())
     })
 }

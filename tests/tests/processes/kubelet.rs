@@ -6,10 +6,11 @@
 //! so the demo gets SIGTERM, and from then on the readiness probe gets
 //! `503` while the liveness probe still gets `200` and the server keeps
 //! answering until the drain ends; the process exits 0 within
-//! `terminationGracePeriodSeconds`. A second pod's critical service loses
-//! its dependency (`--kill-dependency-after`): the liveness probe gets `503`
-//! naming it, and the process drains and exits 2 by itself, before the
-//! kubelet would have restarted it.
+//! `terminationGracePeriodSeconds`. A second pod's exchange session is
+//! banned (`--kill-dependency-after`): its critical `market-data` node
+//! escalates until its circuit breaker opens, the liveness probe gets `503`
+//! naming the node, and the process drains and exits 2 by itself, before
+//! the kubelet would have restarted it.
 //!
 //! Real time on purpose (a real process); nothing sleeps for a fixed time
 //! as a check: each step asks until what it needs comes, up to a deadline.
@@ -187,8 +188,10 @@ async fn a_critical_failure_turns_livez_503_and_the_process_exits_2_by_itself() 
     })
     .await;
 
-    // `exchange-link` fails for good and stops `market-feed`, the critical
-    // service: the liveness probe turns 503 and names it.
+    // Every run of `market-data/exchange-link` fails for good from then on:
+    // the `market-data` node escalates, is restarted, escalates again until
+    // its breaker opens; it is critical at the root, so the liveness probe
+    // turns 503 and names it.
     let dead = demo
         .probe_until(addr, &probes.liveness_path, "a failed liveness", |answer| {
             answer.status != 200
@@ -199,7 +202,11 @@ async fn a_critical_failure_turns_livez_503_and_the_process_exits_2_by_itself() 
     let dead = json(&dead);
     assert_eq!(dead["live"], false, "{dead}");
     assert_eq!(dead["reason"], "critical_failed", "{dead}");
-    assert_eq!(dead["cause"]["service"], "market-feed", "{dead}");
+    assert_eq!(dead["cause"]["service"], "market-data", "{dead}");
+    assert_eq!(
+        dead["cause"]["reason"]["circuit_breaker_open"]["failures"], 3,
+        "{dead}"
+    );
     // The server still answers while the fleet drains; not ready.
     let readiness = get(&demo, addr, &probes.readiness_path).await;
     assert_eq!(readiness.status, 503, "{readiness:?}");
@@ -213,7 +220,10 @@ async fn a_critical_failure_turns_livez_503_and_the_process_exits_2_by_itself() 
     assert_eq!(status.code(), Some(CRITICAL_FAILED), "{output}");
     assert!(
         demo.stderr().contains(
-            "critical service `market-feed` failed: stopped because its dependency exchange-link stopped"
+            "critical service `market-data` failed: circuit breaker open after 3 failures (max retries 2); \
+             its last error: supervisor `market-data` escalated: critical service \
+             `market-data/exchange-link` failed: gave up, asked not to be restarted: \
+             the exchange refused the session: banned"
         ),
         "{output}"
     );
