@@ -567,7 +567,10 @@ impl fmt::Debug for SupervisorConfig {
 /// *whether* its exit calls for a restart (`Always` is OTP's permanent child,
 /// `OnFailure` transient, `Never` temporary); the strategy decides *what*
 /// restarts with it. Start order is spawn order: a service removed and
-/// spawned again goes to the end.
+/// spawned again goes to the end. A first start follows its spawn at once:
+/// unlike OTP's `start_child`, a spawn does not wait for the service before
+/// it to run; [`after`](crate::SpawnOptions::after) orders first starts by
+/// readiness where that matters.
 ///
 /// Under `OneForAll` and `RestForOne`, when a service's run ends and its
 /// policy would restart it, a group restart (a *cycle*) begins:
