@@ -536,6 +536,40 @@ impl Shared {
         }
     }
 
+    /// Adds a nested supervisor's drain to this supervisor's drain log, if
+    /// this one is draining: its aborted services and its slowest stops,
+    /// under their paths, so that the root's report covers the whole tree.
+    /// (A node stopped outside a drain, by a cycle or by the host, reports
+    /// nothing here.)
+    pub(crate) fn absorb_nested_drain(&self, report: &DrainReport) {
+        if !self.is_draining() {
+            return;
+        }
+        let mut log = self
+            .drain_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let took = |name: &str| {
+            report
+                .slowest
+                .iter()
+                .find(|stop| stop.service == name)
+                .map(|stop| stop.took)
+        };
+        for name in &report.aborted {
+            log.record(
+                &Arc::from(name.as_str()),
+                true,
+                took(name),
+                &self.slowest_floor,
+            );
+        }
+        for stop in report.slowest.iter().filter(|stop| !stop.aborted) {
+            let name = Arc::from(stop.service.as_str());
+            log.record(&name, false, Some(stop.took), &self.slowest_floor);
+        }
+    }
+
     /// Takes a terminated service out of the registry (if it is still the
     /// one registered under its name) and forgets it.
     pub(crate) fn forget(&self, slot: &Arc<ServiceSlot>, now: Duration) {

@@ -285,12 +285,17 @@ impl Service for SupervisorSpec {
 
 /// Shuts the child down (if it is not already), waits for its drain, forgets
 /// its services and detaches it from its parent; returns why it shut down.
+/// A parent that is draining adds the child's aborted services and slowest
+/// stops to its own report.
 async fn end(supervisor: &Supervisor, attached: Attached) -> Option<ShutdownCause> {
     supervisor.shared().shutdown(ShutdownCause::Requested);
     let report = supervisor.wait_for_drain().await;
     let shared = supervisor.shared();
     for slot in shared.slots() {
         let _ = shared.remove(&slot);
+    }
+    if let Some(parent) = attached.parent.upgrade() {
+        parent.absorb_nested_drain(&report);
     }
     drop(attached);
     report.cause

@@ -704,3 +704,41 @@ async fn a_parent_may_refuse_to_propagate_terminate_tree() {
     root.trigger_shutdown();
     assert!(root.wait_for_drain().await.is_clean());
 }
+
+/// `sup_stop_timeout` through a tree: a nested service that ignores its
+/// stop is aborted at its own stop timeout, and the root's `DrainReport`
+/// says so (under its path, with its stop among the slowest), as it does
+/// for its own services; a node stopped outside a drain adds nothing.
+#[tokio::test(start_paused = true)]
+async fn the_root_drain_report_covers_nested_services() {
+    let root = Supervisor::new(exact());
+    let spec = SupervisorSpec::new("db", exact(), |db: &Supervisor| {
+        let deaf = service_fn("deaf", |_ctx: ServiceContext| async {
+            std::future::pending::<()>().await;
+            anyhow::Ok(())
+        });
+        db.spawn_service_with_options(deaf, SpawnOptions::default().stop_timeout(SEC))?;
+        Ok(())
+    });
+    let node = root.spawn_supervisor(spec).unwrap();
+    root.wait_ready().await.unwrap();
+
+    // A host restart of the node (not a drain): the child's abort is its own.
+    node.restart().await.unwrap();
+    root.wait_ready().await.unwrap();
+
+    let started = tokio::time::Instant::now();
+    root.trigger_shutdown();
+    let report = root.wait_for_drain().await;
+    assert_eq!(started.elapsed(), SEC);
+    assert_eq!(report.aborted, ["db/deaf"]);
+    assert!(!report.is_clean());
+    let stop = report
+        .slowest
+        .iter()
+        .find(|stop| stop.service == "db/deaf")
+        .unwrap_or_else(|| panic!("{report:?}"));
+    assert!(stop.aborted);
+    assert_eq!(stop.took, SEC);
+    assert_eq!(root.metrics().snapshot().active_services, 0);
+}
