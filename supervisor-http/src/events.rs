@@ -19,20 +19,26 @@ use futures::{FutureExt as _, Stream};
 use supervisor_core::{LifecycleEvent, LifecycleEvents, RecvError, Supervisor};
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::ReadyWhen;
 use crate::routes::{SseItem, Status, json_event};
 use crate::server::drained;
 
 /// The event stream of `supervisor`, holding `permit` until it is dropped.
 pub(crate) fn event_stream(
     supervisor: Supervisor,
+    ready_when: ReadyWhen,
     permit: OwnedSemaphorePermit,
 ) -> impl Stream<Item = SseItem> + Send + 'static {
     let events = supervisor.subscribe();
     let mut pending = VecDeque::new();
-    pending.push_back(json_event(Some("status"), &Status::of(&supervisor)));
+    pending.push_back(json_event(
+        Some("status"),
+        &Status::of(&supervisor, ready_when),
+    ));
     let reader = Reader {
         drained: Box::pin(drained(&supervisor)),
         supervisor,
+        ready_when,
         events,
         pending,
         ended: false,
@@ -44,6 +50,8 @@ pub(crate) fn event_stream(
 /// The state of one event stream.
 struct Reader {
     supervisor: Supervisor,
+    /// The policy of the `readiness` in each `status` event.
+    ready_when: ReadyWhen,
     events: LifecycleEvents,
     /// Completes once the supervisor has drained.
     drained: BoxFuture<'static, ()>,
@@ -79,8 +87,10 @@ impl Reader {
             Err(RecvError::Lagged { missed }) => {
                 self.pending
                     .push_back(json_event(Some("lagged"), &Lagged { missed }));
-                self.pending
-                    .push_back(json_event(Some("status"), &Status::of(&self.supervisor)));
+                self.pending.push_back(json_event(
+                    Some("status"),
+                    &Status::of(&self.supervisor, self.ready_when),
+                ));
             }
             // The supervisor is gone (or a variant added later): nothing
             // more will come.
@@ -99,8 +109,10 @@ impl Reader {
                 break;
             }
         }
-        self.pending
-            .push_back(json_event(Some("status"), &Status::of(&self.supervisor)));
+        self.pending.push_back(json_event(
+            Some("status"),
+            &Status::of(&self.supervisor, self.ready_when),
+        ));
         self.ended = true;
     }
 }

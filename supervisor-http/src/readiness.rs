@@ -17,7 +17,8 @@ use supervisor_core::{Readiness, ServicePhase, Supervisor};
 ///
 /// assert_eq!(ReadyWhen::default(), ReadyWhen::AllServices);
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ReadyWhen {
     /// When [`Supervisor::is_ready`] holds: every registered service that

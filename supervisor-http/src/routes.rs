@@ -48,7 +48,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// | `GET /` | the status page (`text/html; charset=utf-8`), compiled into the crate |
 /// | `GET /livez` | `200 {"live":true}`; `503` once a critical service failed for good, the restart intensity was exceeded or a service's [`TerminateTree`](supervisor_core::TerminateTree) error shut the supervisor down (at once, not only once drained: the process is on its way to exit non-zero), or the shutdown has finished, with `reason` (`critical_failed`, `intensity_exceeded`, `tree_terminated`, `drained`), `cause` and `message` |
 /// | `GET /readyz` | `200` when the services the [`ReadyWhen`] names are ready (by default every service: [`Supervisor::readiness`]), `503` otherwise and from the moment shutdown begins; the body is the supervisor's [`Readiness`] as JSON, its `ready` as the `ReadyWhen` decides |
-/// | `GET /status` | every service's [`ServiceStatus`] (its snapshot, settings and dependencies), the readiness, the shutdown cause, whether it drained, the built-in counters and the supervisor's clock, as JSON |
+/// | `GET /status` | every service's [`ServiceStatus`] (its snapshot, settings and dependencies), the readiness `/readyz` answers with and its `ready_when`, the shutdown cause, whether it drained, the built-in counters and the supervisor's clock, as JSON |
 /// | `GET /events` | the lifecycle events as Server-Sent Events (below) |
 /// | `GET /metrics` | with `with_prometheus` (feature `prometheus`): the registry, as OpenMetrics when the `Accept` header asks for it, as text 0.0.4 otherwise; `404` without |
 ///
@@ -218,8 +218,9 @@ impl SupervisorRoutes {
     /// services fail for good (or back off) keeps receiving traffic as long
     /// as its critical services run and are ready; the body still lists
     /// every service that waits or failed. From the moment shutdown begins,
-    /// `/readyz` is `503` whatever the policy. `/status` and the events show
-    /// the supervisor's own readiness (every service).
+    /// `/readyz` is `503` whatever the policy. `/status`, its `status`
+    /// events and the status page show the same readiness, with the policy
+    /// (`"ready_when": "critical_services"`).
     ///
     /// # Examples
     ///
@@ -430,7 +431,9 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 #[derive(Serialize)]
 pub(crate) struct Status {
     services: Vec<ServiceStatus>,
+    /// What `GET /readyz` answers: `ready` as `ready_when` decides.
     readiness: Readiness,
+    ready_when: ReadyWhen,
     shutdown_cause: Option<ShutdownCause>,
     drained: bool,
     metrics: MetricsSnapshot,
@@ -439,10 +442,11 @@ pub(crate) struct Status {
 }
 
 impl Status {
-    pub(crate) fn of(supervisor: &Supervisor) -> Self {
+    pub(crate) fn of(supervisor: &Supervisor, ready_when: ReadyWhen) -> Self {
         Status {
             services: supervisor.status(),
-            readiness: supervisor.readiness(),
+            readiness: crate::readiness::readiness(supervisor, ready_when),
+            ready_when,
             shutdown_cause: supervisor.shutdown_cause(),
             drained: supervisor.is_drained(),
             metrics: supervisor.metrics().snapshot(),
@@ -453,7 +457,7 @@ impl Status {
 
 /// `GET /status`.
 async fn status(State(shared): State<Arc<Shared>>) -> Json<Status> {
-    Json(Status::of(&shared.supervisor))
+    Json(Status::of(&shared.supervisor, shared.ready_when))
 }
 
 /// The body of a refusal.
@@ -470,7 +474,7 @@ async fn events(State(shared): State<Arc<Shared>>) -> Response {
         };
         return (StatusCode::SERVICE_UNAVAILABLE, Json(refusal)).into_response();
     };
-    let stream = event_stream(shared.supervisor.clone(), permit);
+    let stream = event_stream(shared.supervisor.clone(), shared.ready_when, permit);
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use supervisor_core::{RestartPolicy, ServiceContext, SpawnOptions, service_fn};
-use supervisor_http::SupervisorRoutes;
+use supervisor_http::{ReadyWhen, SupervisorRoutes};
 use tests::prometheus::{HttpResponse, http_get, http_request, sse_connect};
 use tokio::sync::{Notify, oneshot};
 
@@ -346,4 +346,44 @@ async fn status_shows_a_nested_supervisor_s_services_under_their_node() {
     supervisor.trigger_shutdown();
     drain(&supervisor).await;
     served.stopped().await;
+}
+
+/// `/status` (and so the page) carries the readiness `/readyz` answers
+/// with, and its policy: with `ReadyWhen::CriticalServices`, a failed
+/// optional service leaves both ready; by default, neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_readiness_readyz_answers_with() {
+    for (ready_when, label, ready) in [
+        (ReadyWhen::AllServices, "all_services", false),
+        (ReadyWhen::CriticalServices, "critical_services", true),
+    ] {
+        let supervisor = supervisor();
+        supervisor
+            .spawn_service_with_options(idle("feed"), SpawnOptions::default().critical())
+            .unwrap();
+        let poller = service_fn("poller", |_ctx: ServiceContext| async {
+            anyhow::bail!("refused")
+        })
+        .with_restart_policy(RestartPolicy::Never);
+        let poller = supervisor.spawn_service(poller).unwrap();
+        tokio::time::timeout(PATIENCE, poller.wait_terminated())
+            .await
+            .expect("the poller fails at once");
+        let served = Served::until_drained(
+            SupervisorRoutes::new(supervisor.clone()).with_ready_when(ready_when),
+        )
+        .await;
+
+        let readyz = get(&served, "/readyz").await;
+        assert_eq!(readyz.status, if ready { 200 } else { 503 }, "{label}");
+        let status = json_of(&get(&served, "/status").await);
+        assert_eq!(status["ready_when"], json!(label));
+        assert_eq!(status["readiness"], json_of(&readyz), "{label}");
+        assert_eq!(status["readiness"]["ready"], json!(ready), "{label}");
+        assert_eq!(status["readiness"]["failed"], json!(["poller"]), "{label}");
+
+        supervisor.trigger_shutdown();
+        drain(&supervisor).await;
+        served.task.await.unwrap();
+    }
 }
